@@ -1,0 +1,59 @@
+from django.contrib import admin
+
+from labeling import models
+
+
+class CategoryInline(admin.TabularInline):
+    model = models.Category
+    extra = 0
+
+
+class MembershipInline(admin.TabularInline):
+    model = models.Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(models.Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "overlap", "batch_size", "strategy", "created"]
+    search_fields = ["slug", "name"]
+    inlines = [CategoryInline, MembershipInline]
+
+
+@admin.register(models.Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "name", "status", "reason", "split", "source_label", "created"]
+    list_filter = ["project", "status", "reason", "split"]
+    search_fields = ["name", "sha256"]
+    raw_id_fields = ["duplicate_of", "job"]
+    readonly_fields = ["sha256", "phash", "original", "thumbnail", "blurred"]
+
+
+@admin.register(models.Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "kind", "status", "done", "total", "created"]
+    list_filter = ["kind", "status", "project"]
+
+
+@admin.register(models.ImportIssue)
+class ImportIssueAdmin(admin.ModelAdmin):
+    list_display = ["id", "job", "name", "reason"]
+    list_filter = ["reason"]
+
+
+@admin.register(models.Annotation)
+class AnnotationAdmin(admin.ModelAdmin):
+    list_display = ["id", "image", "user", "kind", "category", "round", "created"]
+    list_filter = ["kind", "round__project"]
+    raw_id_fields = ["image", "supersedes"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+for model in (models.Round, models.ModelVersion, models.Reveal):
+    admin.site.register(model)

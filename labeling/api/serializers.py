@@ -1,0 +1,118 @@
+"""Input and output shapes of the REST API. No logic here: services and selectors decide."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from labeling.models import Category, Image, Job, Project
+
+
+class CategorySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Category
+        fields = ["key", "name", "guideline", "hotkey", "sensitive", "order"]
+
+
+class ProjectOutputSerializer(serializers.ModelSerializer):
+    categories = CategorySerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Project
+        fields = [
+            "slug", "name", "description", "created", "overlap", "batch_size", "strategy",
+            "quality", "near_duplicate_radius", "blur_radius", "lease_minutes",
+            "eval_fraction", "eval_cap", "categories",
+        ]
+
+
+class CategoryInputSerializer(serializers.Serializer):
+    key = serializers.RegexField(r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
+    name = serializers.CharField(max_length=200, required=False)
+    guideline = serializers.CharField(required=False, allow_blank=True)
+    hotkey = serializers.CharField(max_length=1, required=False, allow_blank=True)
+    sensitive = serializers.BooleanField(required=False)
+
+
+class ProjectInputSerializer(serializers.Serializer):
+    slug = serializers.SlugField(max_length=64)
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    overlap = serializers.IntegerField(min_value=1, max_value=10, required=False)
+    batch_size = serializers.IntegerField(min_value=1, required=False)
+    near_duplicate_radius = serializers.IntegerField(min_value=0, max_value=32, required=False)
+    blur_radius = serializers.FloatField(min_value=0, required=False)
+    quality = serializers.DictField(required=False)
+    categories = CategoryInputSerializer(many=True, required=False)
+
+
+class ImageMetadataSerializer(serializers.Serializer):
+    """The seed dataset's per-image record."""
+
+    image_id = serializers.IntegerField()
+    category = serializers.CharField(allow_null=True)
+    source = serializers.CharField()
+    resolution = serializers.CharField()
+    file_size = serializers.CharField()
+    file_size_bytes = serializers.IntegerField()
+    date_collected = serializers.DateTimeField(allow_null=True)
+    verified = serializers.BooleanField()
+    quality_score = serializers.FloatField(allow_null=True)
+
+
+class ImageOutputSerializer(serializers.ModelSerializer):
+    source_label = serializers.SlugRelatedField(slug_field="key", read_only=True)
+    metadata = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Image
+        fields = [
+            "id", "name", "status", "reason", "detail", "sha256", "width", "height", "size_bytes",
+            "format", "quality_score", "split", "source", "source_label", "duplicate_of",
+            "duplicate_distance", "date_collected", "created", "metadata",
+        ]
+
+    def get_metadata(self, image) -> ImageMetadataSerializer:
+        from labeling.selectors.images import image_metadata
+
+        consensus = self.context.get("consensus", {}).get(image.pk)
+        return image_metadata(image, consensus=consensus)
+
+
+class JobOutputSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    progress = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "project", "kind", "status", "done", "total", "progress", "counts", "result",
+            "error", "created", "started", "finished",
+        ]
+
+
+class UploadInputSerializer(serializers.Serializer):
+    files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False)
+    source = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    labels_from_folders = serializers.BooleanField(required=False, default=False)
+
+
+class ClassBalanceRowSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    source_labels = serializers.IntegerField()
+    consensus = serializers.IntegerField()
+    total = serializers.IntegerField()
+    share = serializers.FloatField(help_text="Percent of the largest category's total.")
+
+
+class ClassBalanceSerializer(serializers.Serializer):
+    categories = ClassBalanceRowSerializer(many=True)
+    labeled = serializers.IntegerField()
+    unlabeled = serializers.IntegerField()
+    imbalance_ratio = serializers.FloatField(allow_null=True)
+
+
+class ImportSummarySerializer(serializers.Serializer):
+    counts = serializers.DictField(child=serializers.IntegerField())
+    total = serializers.IntegerField()
+    jobs = serializers.ListField(child=serializers.DictField())

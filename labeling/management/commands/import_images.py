@@ -1,0 +1,60 @@
+import json
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from labeling.services.ingest import import_job_run
+from labeling.services.projects import project_get_or_create
+
+
+class Command(BaseCommand):
+    help = "Import a folder tree or a .zip of images into a project (created if missing)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", help="A folder (any depth) or a .zip archive.")
+        parser.add_argument("--project", required=True, help="Project slug.")
+        parser.add_argument("--source", default="", help="Source name recorded on each image.")
+        parser.add_argument(
+            "--labels-from-folders", action="store_true",
+            help="Pre-label an image by the nearest parent folder named after a category key.",
+        )
+        parser.add_argument("--json", action="store_true", help="Print one JSON summary on stdout.")
+        parser.add_argument("--workers", type=int, default=2, help="Analysis threads.")
+
+    def handle(self, *args, path, project, source, labels_from_folders, workers, **options):
+        as_json = options["json"]
+        from pathlib import Path
+
+        from labeling.services.ingest import import_job_create
+
+        if not Path(path).exists():
+            raise CommandError(f"{path}: no such file or folder")
+        project_obj, created = project_get_or_create(slug=project)
+        if created and not as_json:
+            self.stderr.write(f"Created project {project!r} with the default taxonomy.")
+        job = import_job_create(
+            project=project_obj, paths=[str(Path(path).resolve())], source=source,
+            labels_from_folders=labels_from_folders,
+        )
+        bar = tqdm(total=None, unit="file", disable=not sys.stderr.isatty(), file=sys.stderr)
+
+        def progress(done, total, counts):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            summary = import_job_run(job_id=job.pk, workers=workers, progress=progress)
+        finally:
+            bar.close()
+        result = {"project": project_obj.slug, "job": job.pk, **summary.as_dict()}
+        if as_json:
+            self.stdout.write(_dumps(result))
+        else:
+            for key, value in result.items():
+                if value or key in ("total", "accepted"):
+                    self.stdout.write(f"{key:>16}: {value}")
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, sort_keys=False)

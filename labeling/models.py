@@ -1,0 +1,423 @@
+"""Veil's data model.
+
+Models hold fields, constraints and small properties; writes go through
+``labeling.services`` and reads through ``labeling.selectors``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+DEFAULT_TAXONOMY: tuple[dict, ...] = (
+    {"key": "violence", "name": "Violence", "sensitive": True,
+     "guideline": "Physical harm to people or animals, gore, fights, threats with injury."},
+    {"key": "drugs", "name": "Drugs", "sensitive": False,
+     "guideline": "Illegal drugs, drug use or paraphernalia, sale of controlled substances."},
+    {"key": "nsfw", "name": "NSFW", "sensitive": True,
+     "guideline": "Nudity or sexual content."},
+    {"key": "neutral", "name": "Neutral", "sensitive": False,
+     "guideline": "Nothing that violates the policy."},
+    {"key": "hateful_memes", "name": "Hateful memes", "sensitive": True,
+     "guideline": "Images or image-text memes attacking people for a protected attribute."},
+    {"key": "weapons", "name": "Weapons", "sensitive": False,
+     "guideline": "Firearms, knives or other weapons shown as weapons."},
+)
+
+
+def default_quality() -> dict:
+    from ml.quality import QualityConfig
+
+    return QualityConfig().to_dict()
+
+
+class SelectionStrategy(models.TextChoices):
+    RANDOM = "random", "Random"
+    DIVERSITY = "diversity", "Diversity (k-center greedy)"
+    TYPICALITY = "typicality", "Typicality"
+    UNCERTAINTY = "uncertainty", "Uncertainty"
+    BALANCE = "balance", "Class balance"
+    COMBINED = "combined", "Uncertain, kept diverse"
+
+
+class Project(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    overlap = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text="Independent labels wanted per item.",
+    )
+    batch_size = models.PositiveIntegerField(
+        default=100, validators=[MinValueValidator(1)], help_text="Items selected per round."
+    )
+    strategy = models.CharField(
+        max_length=20, choices=SelectionStrategy.choices, default=SelectionStrategy.COMBINED
+    )
+    quality = models.JSONField(
+        default=default_quality, help_text="Ingest quality thresholds (ml.quality.QualityConfig)."
+    )
+    near_duplicate_radius = models.PositiveSmallIntegerField(
+        default=8, validators=[MaxValueValidator(32)],
+        help_text="Hamming distance between 64-bit pHashes under which an image is a near duplicate.",
+    )
+    blur_radius = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0)],
+        help_text="Blur of the derivative shown before reveal; 0 picks it from the image size.",
+    )
+    lease_minutes = models.PositiveSmallIntegerField(default=10, validators=[MinValueValidator(1)])
+    eval_fraction = models.FloatField(
+        default=0.05, validators=[MinValueValidator(0.0), MaxValueValidator(0.5)]
+    )
+    eval_cap = models.PositiveIntegerField(default=500)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        MODERATOR = "moderator", "Moderator"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MODERATOR)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.role} of {self.project}"
+
+
+class Category(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="categories")
+    key = models.CharField(
+        max_length=64,
+        validators=[RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", "Use lower-case letters, digits, _ or -.")],
+    )
+    name = models.CharField(max_length=200)
+    guideline = models.TextField(blank=True)
+    hotkey = models.CharField(max_length=1, blank=True)
+    sensitive = models.BooleanField(default=False)
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["project", "order", "key"]
+        verbose_name_plural = "categories"
+        constraints = [
+            models.UniqueConstraint(fields=["project", "key"], name="category_key_unique"),
+            models.UniqueConstraint(
+                fields=["project", "hotkey"], condition=~Q(hotkey=""), name="category_hotkey_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug}:{self.key}"
+
+
+class Job(models.Model):
+    """A long-running piece of work (import, pretrain, embed, retrain, export) and its progress."""
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", "Import"
+        PRETRAIN = "pretrain", "Pretrain"
+        EMBED = "embed", "Embed"
+        RETRAIN = "retrain", "Retrain"
+        EXPORT = "export", "Export"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    params = models.JSONField(default=dict, blank=True)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True, help_text="Count per outcome.")
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["project", "kind", "-created"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.status})"
+
+    @property
+    def progress(self) -> float | None:
+        if not self.total:
+            return 1.0 if self.status == self.Status.SUCCEEDED else None
+        return min(1.0, self.done / self.total)
+
+
+class Image(models.Model):
+    class Status(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+        DUPLICATE = "duplicate", "Duplicate"
+
+    class Split(models.TextChoices):
+        POOL = "pool", "Pool"
+        EVAL = "eval", "Evaluation"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="images")
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="images")
+    name = models.CharField(max_length=1024, help_text="Path of the file inside the imported folder or archive.")
+    source = models.CharField(max_length=200, blank=True)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    phash = models.BigIntegerField(null=True, blank=True, help_text="64-bit pHash, stored signed.")
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    format = models.CharField(max_length=16, blank=True)
+    quality_score = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    reason = models.CharField(max_length=32, blank=True, help_text="Outcome code for a file that was not accepted.")
+    detail = models.CharField(max_length=500, blank=True)
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
+    )
+    duplicate_distance = models.PositiveSmallIntegerField(null=True, blank=True)
+    split = models.CharField(max_length=8, choices=Split.choices, default=Split.POOL)
+    source_label = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Label implied by the import (folder name), not a human annotation.",
+    )
+    original = models.CharField(max_length=255, blank=True)
+    thumbnail = models.CharField(max_length=255, blank=True)
+    blurred = models.CharField(max_length=255, blank=True)
+    date_collected = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "sha256"], condition=Q(status="accepted"),
+                name="image_accepted_sha_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="accepted", reason="") | ~Q(status="accepted") & ~Q(reason=""),
+                name="image_reason_iff_not_accepted",
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "status", "split"])]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}:{self.name}"
+
+    @property
+    def resolution(self) -> str:
+        return f"{self.width}x{self.height}" if self.width and self.height else ""
+
+
+class Round(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rounds")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    strategy = models.CharField(max_length=20, choices=SelectionStrategy.choices)
+    head = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="rounds"
+    )
+    metrics = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    closed = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="round_number_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug} round {self.number}"
+
+
+class QueueItem(models.Model):
+    """An image put in front of moderators in a round."""
+
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="items")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="queue_items")
+    priority = models.FloatField(default=0.0, help_text="Higher comes first.")
+    is_eval = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["round", "image"], name="queue_item_unique"),
+        ]
+        indexes = [models.Index(fields=["round", "-priority"])]
+
+    def __str__(self) -> str:
+        return f"round {self.round_id} image {self.image_id}"
+
+
+class Assignment(models.Model):
+    """A lease of a queue item to one moderator; it expires and the item returns."""
+
+    item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="assignments")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    leased = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField()
+    completed = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "user"], name="assignment_once_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.item_id} to user {self.user_id} until {self.expires:%H:%M}"
+
+
+class Annotation(models.Model):
+    """One moderator's answer for one image. Append-only: undo adds a row that supersedes."""
+
+    class Kind(models.TextChoices):
+        LABEL = "label", "Label"
+        SKIP = "skip", "Skip"
+        FLAG = "flag", "Flag for policy review"
+        RETRACT = "retract", "Retract (undo)"
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="annotations")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
+    round = models.ForeignKey(Round, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.LABEL)
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations"
+    )
+    supersedes = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
+    )
+    time_spent_ms = models.PositiveIntegerField(default=0)
+    revealed = models.BooleanField(default=False, help_text="The moderator viewed the original.")
+    client_key = models.CharField(max_length=64, help_text="Idempotency key chosen by the client.")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "client_key"], name="annotation_client_key_unique"),
+            models.CheckConstraint(
+                condition=Q(kind="label", category__isnull=False) | ~Q(kind="label"),
+                name="annotation_label_has_category",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of image {self.image_id} by user {self.user_id}"
+
+
+class Reveal(models.Model):
+    """A moderator looked at an original image."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="reveals")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reveals")
+    created = models.DateTimeField(auto_now_add=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"reveal of image {self.image_id} by user {self.user_id}"
+
+
+class ModelVersion(models.Model):
+    class Kind(models.TextChoices):
+        BACKBONE = "backbone", "Backbone"
+        HEAD = "head", "Linear head"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    backbone = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="heads",
+        help_text="For a head: the backbone whose embeddings it was fitted on.",
+    )
+    artifact = models.CharField(max_length=255, blank=True)
+    config = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    loss_curve = models.JSONField(default=list, blank=True)
+    is_active = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "kind"], condition=Q(is_active=True), name="one_active_model_per_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug} {self.kind} #{self.pk}"
+
+
+class Embedding(models.Model):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="embeddings")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="embeddings")
+    vector = models.BinaryField(help_text="float32 little-endian, L2-normalised.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "model_version"], name="embedding_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"embedding of image {self.image_id} by model {self.model_version_id}"
+
+
+class Prediction(models.Model):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="predictions")
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="+")
+    confidence = models.FloatField()
+    probabilities = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "model_version"], name="prediction_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"prediction for image {self.image_id} by model {self.model_version_id}"
+
+
+class ImportIssue(models.Model):
+    """A file of an import that never became an Image row (unsafe archive path, unreadable)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="import_issues")
+    name = models.CharField(max_length=1024)
+    reason = models.CharField(max_length=32)
+    detail = models.CharField(max_length=500, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.name}"

@@ -1,0 +1,1 @@
+"""Reads. Access-checked ways to fetch what a user may see, written once."""

@@ -1,0 +1,41 @@
+"""Which projects a user may see, and in which role."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from labeling.errors import Forbidden, NotFound
+from labeling.models import Membership, Project
+
+
+def projects_for_user(*, user) -> QuerySet[Project]:
+    if not user.is_authenticated:
+        return Project.objects.none()
+    if user.is_superuser:
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user=user).distinct()
+
+
+def project_role(*, user, project: Project) -> str | None:
+    """``"admin"``, ``"moderator"`` or None. Superusers are admins of every project."""
+    if not user.is_authenticated:
+        return None
+    if user.is_superuser:
+        return Membership.Role.ADMIN
+    return (
+        Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    )
+
+
+def project_get_for_user(*, user, slug: str, admin: bool = False) -> Project:
+    """The project if the user is a member (an admin when ``admin``).
+
+    A project the user cannot see answers "not found", so its existence is not revealed.
+    """
+    project = Project.objects.filter(slug=slug).first()
+    role = project_role(user=user, project=project) if project else None
+    if project is None or role is None:
+        raise NotFound(f"Project {slug!r} not found.")
+    if admin and role != Membership.Role.ADMIN:
+        raise Forbidden(f"Only admins of project {slug!r} may do this.", code="admin_only")
+    return project

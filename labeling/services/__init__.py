@@ -1,0 +1,1 @@
+"""Writes. Every change to Veil's data goes through a function in this package."""

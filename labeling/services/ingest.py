@@ -1,0 +1,340 @@
+"""Image import: folder or zip in, Image rows and stored files out.
+
+The CPU work per file (decode, checks, hashes, derivatives) is ``ml.ingest.analyse``,
+run in a thread pool (Pillow, hashlib and numpy release the GIL for the heavy parts).
+This module decides duplicates, writes rows and files, and reports progress.
+
+Every input file ends as an ``Image`` row (accepted, rejected with a reason, or a
+duplicate pointing at what it duplicates) or as an ``ImportIssue`` row. Rows are written
+a batch at a time inside one transaction, together with the batch's files; if the batch
+fails, its rows roll back and its newly written files are deleted, so an interrupted
+import leaves only whole batches behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from labeling.errors import ApplicationError
+from labeling.models import Category, Image, ImportIssue, Job, Project
+from labeling.services import media
+from labeling.services.sources import ImportSource, RefusedFile, SourceFile
+from ml.hashing import HashIndex, from_signed64, to_signed64
+from ml.ingest import Analysis, analyse
+from ml.quality import REASONS, QualityConfig
+
+logger = logging.getLogger(__name__)
+
+OUTCOMES: tuple[str, ...] = ("accepted", "duplicate", "near_duplicate", *REASONS, "unsafe_path", "unreadable")
+BATCH_SIZE = 64
+
+ProgressCallback = Callable[[int, int, dict], None]
+
+
+@dataclass
+class ImportSummary:
+    total: int = 0
+    counts: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict:
+        return {"total": self.total, **{outcome: self.counts.get(outcome, 0) for outcome in OUTCOMES}}
+
+
+def images_import(
+    *,
+    project: Project,
+    paths: Sequence[Path | str],
+    source: str = "",
+    labels_from_folders: bool = False,
+    job: Job,
+    progress: ProgressCallback | None = None,
+    workers: int = 2,
+) -> ImportSummary:
+    """Import every file under ``paths`` (folder trees, ``.zip`` archives or single files)."""
+    config = QualityConfig.from_dict(project.quality)
+    categories = {c.key.lower(): c for c in project.categories.all()} if labels_from_folders else {}
+    state = _DuplicateState.load(project)
+    summary = ImportSummary()
+    sources = [ImportSource(path) for path in paths]
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            _import_sources(project, sources, pool, config, state, categories, source, job, summary, progress)
+    finally:
+        for entries in sources:
+            entries.close()
+    return summary
+
+
+def _import_sources(project, sources, pool, config, state, categories, source, job, summary, progress) -> None:
+    summary.total = sum(len(entries) for entries in sources)
+    batch: list[SourceFile | RefusedFile] = []
+    done = 0
+    for entries in sources:
+        for entry in entries:
+            batch.append(entry)
+            if len(batch) >= BATCH_SIZE:
+                done += _import_batch(project, batch, pool, config, state, categories, source, job, summary)
+                batch = []
+                if progress:
+                    progress(done, summary.total, summary.as_dict())
+    if batch:
+        done += _import_batch(project, batch, pool, config, state, categories, source, job, summary)
+    if progress:
+        progress(done, summary.total, summary.as_dict())
+
+
+@dataclass
+class _DuplicateState:
+    """What earlier files decided: hashes of the project's accepted images."""
+
+    project: Project
+    index: HashIndex
+    new_shas: dict[str, Image]
+
+    @classmethod
+    def load(cls, project: Project) -> _DuplicateState:
+        index = HashIndex(radius=project.near_duplicate_radius)
+        rows = Image.objects.filter(
+            project=project, status=Image.Status.ACCEPTED, phash__isnull=False
+        ).values_list("pk", "phash")
+        pks, hashes = [], []
+        for pk, phash in rows.iterator(chunk_size=10_000):
+            pks.append(pk)
+            hashes.append(from_signed64(phash))
+        if pks:
+            index.add_many(hashes, pks)
+        return cls(project=project, index=index, new_shas={})
+
+
+def _read_and_analyse(
+    entry: SourceFile, config: QualityConfig, blur_radius: float
+) -> tuple[bytes, Analysis] | OSError:
+    try:
+        data = entry.read()
+    except OSError as exc:
+        return exc
+    return data, analyse(data, name=entry.name, config=config, blur_radius=blur_radius or None)
+
+
+def _import_batch(
+    project: Project,
+    batch: Sequence[SourceFile | RefusedFile],
+    pool: ThreadPoolExecutor,
+    config: QualityConfig,
+    state: _DuplicateState,
+    categories: dict[str, Category],
+    source: str,
+    job: Job,
+    summary: ImportSummary,
+) -> int:
+    readable = [e for e in batch if isinstance(e, SourceFile)]
+    results = list(pool.map(lambda e: _read_and_analyse(e, config, project.blur_radius), readable))
+    existing = dict(
+        Image.objects.filter(
+            project=project,
+            status=Image.Status.ACCEPTED,
+            sha256__in=[r[1].sha256 for r in results if isinstance(r, tuple) and not r[1].reason],
+        ).values_list("sha256", "pk")
+    )
+
+    accepted: list[Image] = []
+    others: list[Image] = []
+    issues: list[ImportIssue] = []
+    files: list[tuple[str, bytes]] = []
+    outcomes: Counter = Counter()
+    next_result = iter(results)
+    for entry in batch:
+        if isinstance(entry, RefusedFile):
+            issues.append(ImportIssue(job=job, name=entry.name, reason=entry.reason, detail=entry.detail))
+            outcomes[entry.reason] += 1
+            continue
+        read = next(next_result)
+        if isinstance(read, OSError):
+            issues.append(ImportIssue(job=job, name=entry.name, reason="unreadable", detail=f"{entry.name}: {read}"))
+            outcomes["unreadable"] += 1
+            continue
+        data, result = read
+        image = _image_row(project, entry, result, source, job, categories)
+        if result.reason:
+            image.status, image.reason, image.detail = Image.Status.REJECTED, result.reason, result.detail[:500]
+            others.append(image)
+        elif result.sha256 in existing or result.sha256 in state.new_shas:
+            image.status, image.reason = Image.Status.DUPLICATE, "duplicate"
+            _point_at(image, existing.get(result.sha256) or state.new_shas[result.sha256], 0)
+            image.detail = f"{entry.name}: same bytes as an image already in the project"
+            others.append(image)
+        elif (near := state.index.nearest(result.phash)) is not None:
+            image.status, image.reason = Image.Status.DUPLICATE, "near_duplicate"
+            _point_at(image, near[0], near[1])
+            image.detail = f"{entry.name}: pHash within {near[1]} bits of an image already in the project"
+            others.append(image)
+        else:
+            image.status = Image.Status.ACCEPTED
+            image.original = media.original_name(result.sha256, result.format)
+            image.thumbnail = media.thumbnail_name(result.sha256)
+            image.blurred = media.blurred_name(result.sha256, project.blur_radius)
+            files += [
+                (image.original, data),
+                (image.thumbnail, result.thumbnail_jpeg),
+                (image.blurred, result.blurred_jpeg),
+            ]
+            state.index.add(result.phash, image)
+            state.new_shas[result.sha256] = image
+            accepted.append(image)
+        outcomes[image.reason or "accepted"] += 1
+
+    written: list[str] = []
+    try:
+        with transaction.atomic():
+            Image.objects.bulk_create(accepted)
+            for image in others:
+                if image.duplicate_of is not None:
+                    image.duplicate_of_id = image.duplicate_of.pk
+            Image.objects.bulk_create(others)
+            ImportIssue.objects.bulk_create(issues)
+            for name, data in files:
+                if media.media_write(name, data):
+                    written.append(name)
+    except BaseException:
+        media.media_delete(written)
+        raise
+    summary.counts.update(outcomes)
+    return len(batch)
+
+
+def _image_row(
+    project: Project, entry: SourceFile, result: Analysis, source: str, job: Job,
+    categories: dict[str, Category],
+) -> Image:
+    return Image(
+        project=project,
+        job=job,
+        name=entry.name[:1024],
+        source=source,
+        sha256=result.sha256,
+        phash=to_signed64(result.phash) if result.phash is not None else None,
+        width=result.width,
+        height=result.height,
+        size_bytes=result.size_bytes,
+        format=result.format or "",
+        quality_score=result.quality_score,
+        source_label=_folder_label(entry.folders, categories),
+        date_collected=entry.modified,
+    )
+
+
+def _point_at(image: Image, target: Image | int, distance: int) -> None:
+    if isinstance(target, Image):
+        image.duplicate_of = target
+    else:
+        image.duplicate_of_id = target
+    image.duplicate_distance = distance
+
+
+def _folder_label(folders: Iterable[str], categories: dict[str, Category]) -> Category | None:
+    """The category named by the nearest enclosing folder, if any."""
+    for folder in reversed(tuple(folders)):
+        category = categories.get(folder.lower())
+        if category is not None:
+            return category
+    return None
+
+
+def import_job_create(
+    *, project: Project, user=None, paths: Sequence[str] = (), uploads: Sequence = (),
+    source: str = "", labels_from_folders: bool = False,
+) -> Job:
+    """Record an import job; uploaded files are kept in storage until the job has run.
+
+    ``paths`` are folders or archives on the worker's disk; ``uploads`` are Django
+    ``UploadedFile`` objects (images or zip archives) from the UI or the API.
+    """
+    from labeling.services.jobs import job_create
+
+    if not paths and not uploads:
+        raise ApplicationError("Nothing to import: give at least one file.", code="no_files", extra={"field": "files"})
+    with transaction.atomic():
+        job = job_create(
+            project=project, kind=Job.Kind.IMPORT, user=user,
+            params={"paths": [str(p) for p in paths], "uploads": [], "source": source,
+                    "labels_from_folders": labels_from_folders},
+        )
+        stored = []
+        try:
+            for upload in uploads:
+                name = f"uploads/{job.pk}/{len(stored):04d}-{Path(upload.name).name}"
+                stored.append(default_storage.save(name, upload))
+        except BaseException:
+            media.media_delete(stored)
+            raise
+        job.params["uploads"] = stored
+        job.save(update_fields=["params"])
+    return job
+
+
+def import_job_submit(**kwargs) -> Job:
+    """Create an import job and queue it once the transaction has committed."""
+    from labeling.tasks import import_task
+
+    with transaction.atomic():
+        job = import_job_create(**kwargs)
+        transaction.on_commit(lambda: import_task.delay(job_id=job.pk))
+    job.refresh_from_db()
+    return job
+
+
+def import_job_run(*, job_id: int, workers: int = 2, progress: ProgressCallback | None = None) -> ImportSummary | None:
+    """Run an import job: fetch its uploads to local files, import, record the summary."""
+    from labeling.services.jobs import job_fail, job_progress, job_start, job_succeed
+
+    job = Job.objects.select_related("project").filter(pk=job_id, kind=Job.Kind.IMPORT).first()
+    if job is None:
+        logger.warning("import job %s vanished; skipped", job_id)
+        return None
+    if job.status == Job.Status.SUCCEEDED:
+        return None
+    job_start(job=job)
+
+    def report(done: int, total: int, counts: dict) -> None:
+        job_progress(job=job, done=done, total=total, counts=counts)
+        if progress:
+            progress(done, total, counts)
+
+    try:
+        summary = _run(job, report, workers)
+    except BaseException as exc:
+        job_fail(job_id=job.pk, error=f"{type(exc).__name__}: {exc}")
+        raise
+    job.counts = summary.as_dict()
+    job_succeed(job=job, result={"summary": summary.as_dict()})
+    media.media_delete(job.params.get("uploads", []))
+    return summary
+
+
+def _run(job: Job, report: ProgressCallback, workers: int) -> ImportSummary:
+    params = job.params
+    with tempfile.TemporaryDirectory(prefix=f"veil-import-{job.pk}-") as tmp:
+        paths = [Path(p) for p in params.get("paths", [])]
+        for index, name in enumerate(params.get("uploads", [])):
+            local = Path(tmp) / f"{index:04d}" / Path(name).name.split("-", 1)[-1]
+            local.parent.mkdir(parents=True)
+            with default_storage.open(name, "rb") as src, open(local, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            paths.append(local if zipfile.is_zipfile(local) else local.parent)
+        summary = images_import(
+            project=job.project, paths=paths, source=params.get("source", ""),
+            labels_from_folders=params.get("labels_from_folders", False),
+            job=job, progress=report, workers=workers,
+        )
+    return summary

@@ -1,0 +1,48 @@
+"""Where image files live in storage.
+
+Originals are content-addressed (``originals/ab/cd/<sha256>.<ext>``), so the same file
+imported twice, or into two projects, is stored once. Derivatives are named after the
+original's hash too. Everything goes through Django's default storage, so the
+scaled mode can keep media in an S3-compatible bucket.
+"""
+
+from __future__ import annotations
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
+
+
+def original_name(sha256: str, fmt: str) -> str:
+    return f"originals/{sha256[:2]}/{sha256[2:4]}/{sha256}.{EXTENSIONS.get(fmt, 'bin')}"
+
+
+def thumbnail_name(sha256: str) -> str:
+    return f"thumbnails/{sha256[:2]}/{sha256}.jpg"
+
+
+def blurred_name(sha256: str, blur_radius: float) -> str:
+    strength = "auto" if not blur_radius else f"r{blur_radius:g}"
+    return f"blurred/{strength}/{sha256[:2]}/{sha256}.jpg"
+
+
+def media_write(name: str, data: bytes) -> bool:
+    """Store ``data`` under ``name`` unless it is already there; True if written."""
+    if default_storage.exists(name):
+        return False
+    saved = default_storage.save(name, ContentFile(data))
+    if saved != name:
+        # Another process stored the same content under this name meanwhile.
+        default_storage.delete(saved)
+        return False
+    return True
+
+
+def media_delete(names: list[str]) -> None:
+    for name in names:
+        default_storage.delete(name)
+
+
+def media_open(name: str):
+    return default_storage.open(name, "rb")

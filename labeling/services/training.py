@@ -1,0 +1,239 @@
+"""Pretraining (MSN) and embedding: model versions from the project's own images.
+
+The heavy work is ``ml.msn.pretrain`` and ``ml.embed.embed_images``; this module picks
+the images, keeps artifacts in storage, records ``ModelVersion`` rows and progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from labeling.adapters import StoredImages, accepted_images, vector_to_bytes
+from labeling.errors import ApplicationError
+from labeling.models import Embedding, Job, ModelVersion, Project
+from labeling.services.jobs import job_create, job_fail, job_progress, job_start, job_succeed
+
+logger = logging.getLogger(__name__)
+
+CONFIGS = ("tiny", "vit-s16")
+EMBED_CHUNK = 256
+
+
+def pretrain_job_create(
+    *, project: Project, user=None, config: str = "tiny", minutes: float | None = None,
+    epochs: int | None = None, steps: int | None = None, overrides: dict | None = None,
+) -> Job:
+    if config not in CONFIGS:
+        raise ApplicationError(f"Unknown config {config!r}; choose one of {', '.join(CONFIGS)}.",
+                               code="invalid", extra={"field": "config"})
+    if minutes is None and epochs is None and steps is None:
+        raise ApplicationError("Give a budget: minutes, epochs or steps.", code="invalid",
+                               extra={"field": "minutes"})
+    for name, value in (("minutes", minutes), ("epochs", epochs), ("steps", steps)):
+        if value is not None and value <= 0:
+            raise ApplicationError(f"{name} must be positive.", code="invalid", extra={"field": name})
+    if accepted_images(project.pk).count() < 2:
+        raise ApplicationError("Pretraining needs at least 2 accepted images.", code="too_few_images")
+    params = {"config": config, "minutes": minutes, "epochs": epochs, "steps": steps,
+              "overrides": overrides or {}}
+    return job_create(project=project, kind=Job.Kind.PRETRAIN, user=user, params=params)
+
+
+def pretrain_job_submit(**kwargs) -> Job:
+    from labeling.tasks import pretrain_task
+
+    with transaction.atomic():
+        job = pretrain_job_create(**kwargs)
+        transaction.on_commit(lambda: pretrain_task.delay(job_id=job.pk))
+    return job
+
+
+def pretrain_run(*, job_id: int, progress: Callable[[int, int | None, float], None] | None = None,
+                 num_workers: int | None = None) -> ModelVersion | None:
+    """Pretrain MSN on the project's accepted images; the result becomes the active backbone.
+
+    Checkpoints go to a work folder named after the job, so a retried job resumes.
+    """
+    from ml.msn import MSNConfig, pretrain
+
+    job = Job.objects.select_related("project").filter(pk=job_id, kind=Job.Kind.PRETRAIN).first()
+    if job is None or job.status == Job.Status.SUCCEEDED:
+        return None
+    params = job.params
+    config = MSNConfig.preset(params["config"], **params.get("overrides", {}))
+    images = list(accepted_images(job.project_id).values_list("original", flat=True))
+    job_start(job=job, total=params.get("steps"))
+    work = Path(settings.VAR_DIR) / "work" / f"pretrain-{job.pk}"
+
+    def report(step: int, total: int | None, loss: float) -> None:
+        if step == 1 or step % 10 == 0 or step == total:
+            job_progress(job=job, done=step, total=total, counts={"loss": round(loss, 5)})
+        if progress:
+            progress(step, total, loss)
+
+    try:
+        result = pretrain(
+            StoredImages(images), config=config, out_dir=work,
+            max_steps=params.get("steps"), max_minutes=params.get("minutes"), epochs=params.get("epochs"),
+            checkpoint_every=50, resume=True, progress=report, num_workers=num_workers,
+        )
+        with transaction.atomic():
+            version = ModelVersion.objects.create(
+                project=job.project, kind=ModelVersion.Kind.BACKBONE,
+                config={**config.to_dict(), "preset": params["config"], "images": len(images)},
+                loss_curve=[[step, round(loss, 6)] for step, loss in result.loss_curve],
+                metrics={"steps": result.steps, "total_steps": result.total_steps,
+                         "seconds": round(result.seconds, 2), "device": result.device,
+                         "resumed_from": result.resumed_from},
+            )
+            version.artifact = _store_artifact(result.backbone_path, f"models/{job.project.slug}/{version.pk}/backbone.pt")
+            version.save(update_fields=["artifact"])
+            model_version_activate(version=version)
+            job.total = result.total_steps
+            job.done = result.steps
+            job_succeed(job=job, result={"model_version": version.pk, "steps": result.steps,
+                                         "final_loss": result.loss_curve[-1][1] if result.loss_curve else None})
+    except BaseException as exc:
+        job_fail(job_id=job.pk, error=f"{type(exc).__name__}: {exc}")
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    return version
+
+
+def backbone_register(*, project: Project, path: str | Path, num_heads: int | None = None) -> ModelVersion:
+    """Make a backbone file on disk (Veil's own, a torchvision ViT state dict, or an
+    official MSN checkpoint) the project's active backbone."""
+    from ml.embed import load_backbone_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ApplicationError(f"{path}: no such file.", code="invalid", extra={"field": "checkpoint"})
+    try:
+        vit = load_backbone_file(path, num_heads=num_heads)
+    except ValueError as exc:
+        raise ApplicationError(str(exc), code="invalid_checkpoint", extra={"field": "checkpoint"}) from exc
+    with transaction.atomic():
+        version = ModelVersion.objects.create(
+            project=project, kind=ModelVersion.Kind.BACKBONE,
+            config={"source": str(path), "image_size": vit.image_size, "patch_size": vit.patch_size,
+                    "hidden_dim": vit.hidden_dim, "pooling": "cls"},
+        )
+        version.artifact = _store_artifact(path, f"models/{project.slug}/{version.pk}/{path.name}")
+        version.save(update_fields=["artifact"])
+        model_version_activate(version=version)
+    return version
+
+
+def model_version_activate(*, version: ModelVersion) -> None:
+    with transaction.atomic():
+        ModelVersion.objects.filter(project=version.project, kind=version.kind, is_active=True).exclude(
+            pk=version.pk).update(is_active=False)
+        version.is_active = True
+        version.save(update_fields=["is_active"])
+
+
+def embed_job_create(*, project: Project, user=None, model_version: ModelVersion | None = None) -> Job:
+    version = model_version or _active_backbone(project)
+    return job_create(project=project, kind=Job.Kind.EMBED, user=user, params={"model_version": version.pk})
+
+
+def embed_job_submit(**kwargs) -> Job:
+    from labeling.tasks import embed_task
+
+    with transaction.atomic():
+        job = embed_job_create(**kwargs)
+        transaction.on_commit(lambda: embed_task.delay(job_id=job.pk))
+    return job
+
+
+def embed_run(*, job_id: int, batch_size: int = 64, progress: Callable[[int, int], None] | None = None) -> int:
+    """Embed every accepted image of the project that has no vector for the model version.
+
+    Idempotent: vectors are written a chunk at a time, so a rerun computes only what is
+    missing. Returns the number of vectors written.
+    """
+    from ml.embed import embed_images, load_backbone_file
+
+    job = Job.objects.select_related("project").filter(pk=job_id, kind=Job.Kind.EMBED).first()
+    if job is None or job.status == Job.Status.SUCCEEDED:
+        return 0
+    version = ModelVersion.objects.filter(pk=job.params["model_version"]).first()
+    if version is None:
+        job_fail(job_id=job.pk, error="The model version to embed with no longer exists.")
+        return 0
+    try:
+        missing = list(
+            accepted_images(job.project_id).exclude(embeddings__model_version=version).values_list("pk", "original")
+        )
+        job_start(job=job, total=len(missing))
+        written = 0
+        if missing:
+            with _local_copy(version.artifact) as local:
+                backbone = load_backbone_file(local)
+            image_size = version.config.get("image_size") or backbone.image_size
+            pooling = version.config.get("pooling", "cls")
+            for start in range(0, len(missing), EMBED_CHUNK):
+                chunk = missing[start:start + EMBED_CHUNK]
+                vectors = embed_images(backbone, StoredImages([name for _, name in chunk]),
+                                       image_size=image_size, batch_size=batch_size, pooling=pooling)
+                Embedding.objects.bulk_create(
+                    [Embedding(image_id=pk, model_version=version, vector=vector_to_bytes(v))
+                     for (pk, _), v in zip(chunk, vectors, strict=True)],
+                    ignore_conflicts=True,
+                )
+                written += len(chunk)
+                job_progress(job=job, done=written, total=len(missing))
+                if progress:
+                    progress(written, len(missing))
+        job_succeed(job=job, result={"model_version": version.pk, "embedded": written,
+                                     "finished": timezone.now().isoformat()})
+    except BaseException as exc:
+        job_fail(job_id=job.pk, error=f"{type(exc).__name__}: {exc}")
+        raise
+    return written
+
+
+def _active_backbone(project: Project) -> ModelVersion:
+    version = ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.BACKBONE, is_active=True).first()
+    if version is None:
+        raise ApplicationError(
+            f"Project {project.slug!r} has no backbone yet: pretrain one or register a checkpoint.",
+            code="no_backbone",
+        )
+    return version
+
+
+def _store_artifact(local: Path, name: str) -> str:
+    with open(local, "rb") as handle:
+        return default_storage.save(name, File(handle))
+
+
+class _local_copy:
+    """A local file path for a stored artifact (the storage's own path when it has one)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._tmp: str | None = None
+
+    def __enter__(self) -> str:
+        try:
+            return default_storage.path(self.name)
+        except NotImplementedError:
+            handle, self._tmp = tempfile.mkstemp(suffix=Path(self.name).suffix)
+            with open(handle, "wb") as out, default_storage.open(self.name, "rb") as src:
+                shutil.copyfileobj(src, out)
+            return self._tmp
+
+    def __exit__(self, *exc) -> None:
+        if self._tmp:
+            Path(self._tmp).unlink(missing_ok=True)

@@ -1,0 +1,94 @@
+"""Server-rendered pages and the access-checked image views."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from labeling.errors import ApplicationError, Forbidden, NotFound
+from labeling.models import Image, Job, Membership, Reveal
+from labeling.selectors.images import class_balance, image_get_for_user, import_summary
+from labeling.selectors.projects import project_get_for_user, project_role, projects_for_user
+from labeling.services.ingest import import_job_submit
+from labeling.services.media import media_open
+
+
+@login_required
+def project_list(request):
+    projects = projects_for_user(user=request.user).prefetch_related("categories")
+    return render(request, "labeling/project_list.html", {"projects": projects})
+
+
+@login_required
+def project_detail(request, slug: str):
+    project = _project_or_404(request, slug)
+    role = project_role(user=request.user, project=project)
+    context = {
+        "project": project,
+        "is_admin": role == Membership.Role.ADMIN,
+        "balance": class_balance(project=project),
+        "summary": import_summary(project=project),
+        "jobs": Job.objects.filter(project=project).order_by("-created")[:10],
+        "images": Image.objects.filter(project=project, status=Image.Status.ACCEPTED)
+        .select_related("source_label").order_by("-id")[:48],
+    }
+    return render(request, "labeling/project_detail.html", context)
+
+
+@login_required
+@require_POST
+def project_upload(request, slug: str):
+    try:
+        project = project_get_for_user(user=request.user, slug=slug, admin=True)
+        files = request.FILES.getlist("files")
+        job = import_job_submit(
+            project=project, user=request.user, uploads=files,
+            source=request.POST.get("source", ""),
+            labels_from_folders=bool(request.POST.get("labels_from_folders")),
+        )
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("project-detail", slug=slug)
+    messages.success(request, f"Import job #{job.pk} queued with {len(files)} file(s).")
+    return redirect("project-detail", slug=slug)
+
+
+@login_required
+@require_GET
+def image_file(request, image_id: int, variant: str):
+    """Serve a stored image to a member of its project.
+
+    ``thumbnail`` and ``blurred`` are always safe to show. ``original`` is the
+    unblurred file: every request for it is recorded as a reveal.
+    """
+    try:
+        image = image_get_for_user(user=request.user, image_id=image_id)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    name = {"thumbnail": image.thumbnail, "blurred": image.blurred, "original": image.original}.get(variant)
+    if not name:
+        raise Http404("No such image file.")
+    if variant == "original":
+        Reveal.objects.create(image=image, user=request.user)
+    response = FileResponse(media_open(name), content_type=_content_type(name))
+    response["Cache-Control"] = "private, no-store" if variant == "original" else "private, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _content_type(name: str) -> str:
+    ext = name.rsplit(".", 1)[-1].lower()
+    return {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
+            "bmp": "image/bmp", "tif": "image/tiff"}.get(ext, "application/octet-stream")
+
+
+def _project_or_404(request, slug: str):
+    try:
+        return project_get_for_user(user=request.user, slug=slug)
+    except (NotFound, Forbidden) as exc:
+        raise Http404(exc.message) from exc

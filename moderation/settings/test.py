@@ -1,0 +1,23 @@
+"""Settings for the test suite.
+
+The suite runs twice in CI: with the embedded defaults and with ``DATABASE_URL`` and
+``CELERY_BROKER_URL`` pointing at the PostgreSQL and Redis servers.
+"""
+
+from .base import *  # noqa: F403
+from .base import CELERY_BROKER_URL, DATABASES, VAR_DIR, env, filesystem_broker_options
+
+DEBUG = False
+SECRET_KEY = "veil-test-key"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
+VEIL_IMPORT_WORKERS = 2
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not ":memory:", so that a real worker process started by an integration
+    # test sees the same test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-veil.sqlite3")}
+
+if CELERY_BROKER_URL.startswith("filesystem"):
+    # Apart from the broker folder of a demo running from the same checkout.
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(VAR_DIR / "test-broker")

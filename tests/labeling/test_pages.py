@@ -1,0 +1,63 @@
+"""Server-rendered pages: sign-in, the project list, the project page and its upload form."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from labeling.models import Job
+from tests import imagefiles as f
+
+pytestmark = pytest.mark.django_db
+
+
+def test_pages_need_sign_in(client, project):
+    for url in (reverse("project-list"), reverse("project-detail", args=[project.slug])):
+        response = client.get(url)
+        assert response.status_code == 302 and reverse("login") in response["Location"]
+
+
+def test_project_page_shows_summary_balance_and_jobs(client, project, admin_user, django_capture_on_commit_callbacks):
+    client.force_login(admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("project-upload", args=[project.slug]), {
+            "files": [SimpleUploadedFile("violence/a.jpg", f.jpeg_bytes(1)),
+                      SimpleUploadedFile("b.jpg", f.truncated_jpeg())],
+            "source": "vendor",
+        })
+    assert response.status_code == 302
+    job = Job.objects.get()
+    assert job.status == "succeeded"
+
+    page = client.get(reverse("project-detail", args=[project.slug])).content.decode()
+    assert 'data-outcome="accepted">1<' in page
+    assert 'data-outcome="corrupt">1<' in page
+    assert f'data-job-id="{job.pk}"' in page and 'id="upload"' in page
+    assert "Imbalance ratio" in page
+    assert "/blurred/" in page and "/original/" not in page
+
+
+def test_moderators_see_no_upload_form_and_cannot_post(client, project, moderator):
+    client.force_login(moderator)
+    page = client.get(reverse("project-detail", args=[project.slug])).content.decode()
+    assert 'id="upload"' not in page
+    response = client.post(reverse("project-upload", args=[project.slug]),
+                           {"files": [SimpleUploadedFile("a.jpg", f.jpeg_bytes(1))]}, follow=True)
+    assert "Only admins" in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_outsider_gets_404(client, project, outsider):
+    client.force_login(outsider)
+    assert client.get(reverse("project-detail", args=[project.slug])).status_code == 404
+
+
+def test_project_list_shows_each_projects_own_taxonomy(client, project, admin_user):
+    from labeling.services.projects import membership_set, project_create
+
+    clothes = project_create(slug="clothes", taxonomy=[{"key": "hat"}, {"key": "shoes"}])
+    membership_set(project=clothes, user=admin_user, role="moderator")
+    client.force_login(admin_user)
+    page = client.get(reverse("project-list")).content.decode()
+    assert "Hateful memes" in page and "Hat" in page and "Shoes" in page
