@@ -75,6 +75,30 @@ class Project(models.Model):
     )
     eval_cap = models.PositiveIntegerField(default=500)
 
+    auto_accept = models.BooleanField(
+        default=False, help_text="Let the head label pool items it is precise enough on."
+    )
+    auto_accept_precision = models.FloatField(
+        default=0.95, validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
+        help_text="Precision on the evaluation split a category must reach for auto-accept.",
+    )
+    auto_accept_min_support = models.PositiveIntegerField(
+        default=20, help_text="Evaluation items of a category needed before its precision is trusted."
+    )
+    break_after_minutes = models.PositiveSmallIntegerField(
+        default=45, help_text="Suggest a break after this much continuous labeling."
+    )
+    break_after_sensitive_reveals = models.PositiveSmallIntegerField(
+        default=30, help_text="Suggest a break after this many reveals of possibly sensitive images."
+    )
+    daily_sensitive_reveals = models.PositiveIntegerField(
+        default=150, help_text="Default daily budget of reveals of possibly sensitive images per moderator."
+    )
+    gold_rate = models.FloatField(
+        default=0.05, validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
+        help_text="Share of queue hand-outs that are gold items, unannounced.",
+    )
+
     class Meta:
         ordering = ["slug"]
 
@@ -92,6 +116,13 @@ class Membership(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.MODERATOR)
+    reveal_budget = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Daily sensitive reveals; empty means the project default."
+    )
+    blur_strength = models.PositiveSmallIntegerField(
+        default=24, validators=[MaxValueValidator(64)], help_text="Extra CSS blur (px) over the preview."
+    )
+    greyscale = models.BooleanField(default=False, help_text="Show images in greyscale by default.")
 
     class Meta:
         constraints = [
@@ -210,6 +241,19 @@ class Image(models.Model):
     original = models.CharField(max_length=255, blank=True)
     thumbnail = models.CharField(max_length=255, blank=True)
     blurred = models.CharField(max_length=255, blank=True)
+    sketch = models.CharField(max_length=255, blank=True)
+    model_label = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Label given by the head under auto-accept; never counted as a human label.",
+    )
+    model_label_version = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    model_label_confidence = models.FloatField(null=True, blank=True)
+    is_gold = models.BooleanField(default=False, help_text="A gold item with a known label.")
+    gold_label = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     date_collected = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
@@ -268,12 +312,16 @@ class QueueItem(models.Model):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="queue_items")
     priority = models.FloatField(default=0.0, help_text="Higher comes first.")
     is_eval = models.BooleanField(default=False)
+    is_gold = models.BooleanField(default=False)
+    labels_count = models.PositiveSmallIntegerField(default=0, help_text="Current human labels.")
+    done = models.BooleanField(default=False, help_text="Has its overlap of labels.")
+    created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["round", "image"], name="queue_item_unique"),
         ]
-        indexes = [models.Index(fields=["round", "-priority"])]
+        indexes = [models.Index(fields=["round", "done", "-priority"])]
 
     def __str__(self) -> str:
         return f"round {self.round_id} image {self.image_id}"
@@ -291,6 +339,10 @@ class Assignment(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["item", "user"], name="assignment_once_per_user"),
+        ]
+        indexes = [
+            models.Index(fields=["item"], condition=Q(completed__isnull=True), name="assignment_open_idx"),
+            models.Index(fields=["user", "completed"]),
         ]
 
     def __str__(self) -> str:
@@ -319,6 +371,7 @@ class Annotation(models.Model):
     time_spent_ms = models.PositiveIntegerField(default=0)
     revealed = models.BooleanField(default=False, help_text="The moderator viewed the original.")
     client_key = models.CharField(max_length=64, help_text="Idempotency key chosen by the client.")
+    note = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -342,6 +395,7 @@ class Reveal(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reveals")
     created = models.DateTimeField(auto_now_add=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    sensitive = models.BooleanField(default=True, help_text="Counted against the daily budget.")
 
     def __str__(self) -> str:
         return f"reveal of image {self.image_id} by user {self.user_id}"

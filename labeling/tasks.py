@@ -38,3 +38,32 @@ def embed_task(job_id: int) -> int:
     from labeling.services.training import embed_run
 
     return embed_run(job_id=job_id)
+
+
+@shared_task(base=JobTask, acks_late=True)
+def retrain_fit_task(job_id: int) -> int | None:
+    from labeling.services.jobs import failure_recorded
+    from labeling.services.rounds import retrain_fit
+
+    with failure_recorded(job_id):
+        version = retrain_fit(job_id=job_id)
+    return version.pk if version else None
+
+
+@shared_task(base=JobTask, acks_late=True)
+def retrain_predict_task(job_id: int) -> int:
+    from labeling.services.jobs import failure_recorded
+    from labeling.services.rounds import retrain_predict
+
+    with failure_recorded(job_id):
+        return retrain_predict(job_id=job_id)
+
+
+@shared_task(base=JobTask, acks_late=True)
+def retrain_select_task(job_id: int) -> int | None:
+    from labeling.services.jobs import failure_recorded
+    from labeling.services.rounds import retrain_select
+
+    with failure_recorded(job_id):
+        round_ = retrain_select(job_id=job_id)
+    return round_.number if round_ else None

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling.errors import ApplicationError, Forbidden, NotFound
-from labeling.models import Image, Job, Membership, Reveal
+from labeling.models import Image, Job, Membership
 from labeling.selectors.images import class_balance, image_get_for_user, import_summary
 from labeling.selectors.projects import project_get_for_user, project_role, projects_for_user
 from labeling.services.ingest import import_job_submit
 from labeling.services.media import media_open
+from labeling.services.wellbeing import reveal_record
+
+REVEALING = ("original", "thumbnail")
 
 
 @login_required
@@ -63,21 +66,32 @@ def project_upload(request, slug: str):
 def image_file(request, image_id: int, variant: str):
     """Serve a stored image to a member of its project.
 
-    ``thumbnail`` and ``blurred`` are always safe to show. ``original`` is the
-    unblurred file: every request for it is recorded as a reveal.
+    ``blurred`` and ``sketch`` are safe to show. ``original`` and ``thumbnail`` show the
+    unblurred picture: each request for them is recorded as a reveal, and refused once
+    the moderator's daily budget of sensitive reveals is spent.
     """
     try:
         image = image_get_for_user(user=request.user, image_id=image_id)
     except NotFound as exc:
         raise Http404(exc.message) from exc
-    name = {"thumbnail": image.thumbnail, "blurred": image.blurred, "original": image.original}.get(variant)
+    name = {
+        "thumbnail": image.thumbnail, "blurred": image.blurred, "sketch": image.sketch,
+        "original": image.original,
+    }.get(variant)
     if not name:
         raise Http404("No such image file.")
-    if variant == "original":
-        Reveal.objects.create(image=image, user=request.user)
+    reveal = None
+    if variant in REVEALING:
+        try:
+            reveal = reveal_record(user=request.user, image=image)
+        except ApplicationError as exc:
+            return JsonResponse({"message": exc.message, "code": exc.code, "extra": exc.extra},
+                                status=exc.status_code)
     response = FileResponse(media_open(name), content_type=_content_type(name))
-    response["Cache-Control"] = "private, no-store" if variant == "original" else "private, max-age=3600"
+    response["Cache-Control"] = "private, no-store" if reveal else "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
+    if reveal is not None:
+        response["X-Veil-Reveal"] = str(reveal.pk)
     return response
 
 

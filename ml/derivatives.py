@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image, ImageFilter
+from PIL import Image, ImageFilter, ImageOps
 
 DEFAULT_BLUR_FRACTION = 1 / 16
 """Default blur strength: Gaussian sigma as a fraction of the picture's longer side.
@@ -14,6 +14,7 @@ rough layout but no faces, text or body detail.
 """
 
 _PIXELATE_SIGMA = 3.0
+_SKETCH_EDGE_LEVEL = 80
 
 
 def thumbnail(image: Image.Image, *, max_side: int = 384) -> Image.Image:
@@ -47,6 +48,20 @@ def blurred(image: Image.Image, *, radius: float | None = None) -> Image.Image:
     factor = max(1, min(int(sigma / _PIXELATE_SIGMA), image.width, image.height))
     small = image.reduce(factor) if factor > 1 else image
     return small.filter(ImageFilter.GaussianBlur(sigma / factor))
+
+
+def sketch(image: Image.Image, *, max_side: int = 256) -> Image.Image:
+    """A line drawing of ``image``: dark edges on white, grey levels only.
+
+    A step between the blurred preview and the original: shapes and layout are legible,
+    colour, skin tone, texture and fine detail are not. The picture is reduced to fit
+    ``max_side`` and smoothed before edge detection so that noise and small detail do
+    not survive as lines.
+    """
+    grey = thumbnail(image.convert("L"), max_side=max_side)
+    edges = grey.filter(ImageFilter.GaussianBlur(2.0)).filter(ImageFilter.FIND_EDGES)
+    edges = ImageOps.autocontrast(edges, cutoff=2)
+    return edges.point(lambda v: 0 if v > _SKETCH_EDGE_LEVEL else 255)
 
 
 def encode_jpeg(image: Image.Image, *, quality: int = 85) -> bytes:

@@ -106,6 +106,9 @@ class HashIndex:
     _WIDTHS = (18, 16, 15, 15)
     _MIN_TAIL = 512
     _TAIL_FRACTION = 256
+    _WINDOW = 8
+    _BLOCK_QUERIES = 1024
+    _BLOCK_WORK = 1 << 19
 
     def __init__(self, radius: int = 8) -> None:
         if not 0 <= radius <= _BITS:
@@ -120,6 +123,7 @@ class HashIndex:
         self._bases = [sum(1 << w for w in widths[:i]) for i in range(len(widths))]
         self._bounds = np.zeros((0, 2), dtype=np.int64)
         self._bucket_hashes = np.zeros(0, dtype=np.uint64)
+        self._bucket_windows = np.zeros(0, dtype=f"V{8 * self._WINDOW}")
         self._bucket_ids = np.zeros(0, dtype=np.int64)
         masks, counts = [], []
         for width, base, budget in zip(
@@ -130,6 +134,8 @@ class HashIndex:
             counts.append(len(chunk_masks))
         self._probe_masks = np.concatenate(masks)
         self._probe_counts = np.array(counts)
+        self._shift_array = np.array(self._shifts, dtype=np.uint64)
+        self._chunk_mask_array = np.array(self._chunk_masks, dtype=np.uint64)
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -182,6 +188,104 @@ class HashIndex:
             hits.update(zip(tail[close].tolist(), (close + self._indexed).tolist(), strict=True))
         return [(self._keys[i], d) for d, i in sorted(hits)]
 
+    def nearest_many(self, hashes: Sequence[int] | np.ndarray) -> list[tuple[Any, int] | None]:
+        """:meth:`nearest` of every hash in ``hashes``, in order, computed as one batch."""
+        return [hits[0] if hits else None for hits in self.query_many(hashes)]
+
+    def query_many(self, hashes: Sequence[int] | np.ndarray) -> list[list[tuple[Any, int]]]:
+        """:meth:`query` of every hash in ``hashes``, in order, computed as one batch.
+
+        ``hashes``: unsigned 64-bit ints, or a ``uint64`` / ``int64`` array. The probes,
+        bucket reads, verification and de-duplication of a block of queries take a fixed
+        number of NumPy calls, so the per-call overhead that dominates :meth:`query` is
+        shared by the whole block. Blocks are sized so that the candidates of one block
+        stay near ``_BLOCK_WORK`` entries, which bounds the memory of a large batch.
+        """
+        values = _as_uint64(hashes)
+        self._table_long_tail()
+        results: list[list[tuple[Any, int]]] = [[] for _ in range(len(values))]
+        if not len(self._keys) or not len(values):
+            return results
+        keys = self._keys
+        step = self._block_queries()
+        for start in range(0, len(values), step):
+            rows, ids, distances = self._block_hits(values[start : start + step])
+            for row, i, d in zip(rows.tolist(), ids.tolist(), distances.tolist(), strict=True):
+                results[start + row].append((keys[i], d))
+        return results
+
+    def _block_queries(self) -> int:
+        """Queries per block of :meth:`query_many`: about ``_BLOCK_WORK`` entries each."""
+        per_query = len(self._keys) - self._indexed
+        if self._indexed:
+            sizes = np.repeat([1 << w for w in self._WIDTHS], self._probe_counts)
+            per_query += len(sizes) * self._WINDOW + int((self._indexed / sizes).sum())
+        return max(1, min(self._BLOCK_QUERIES, self._BLOCK_WORK // max(per_query, 1)))
+
+    def _block_hits(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(row, id, distance)`` arrays of every match of the queries in ``block``.
+
+        ``row`` indexes ``block``; the triples are unique and sorted by row, distance, id.
+        """
+        n = len(self._keys)
+        rows, ids, distances = [], [], []
+        if self._indexed:
+            row, id_, distance = self._block_table_hits(block)
+            rows.append(row)
+            ids.append(id_)
+            distances.append(distance)
+        if n > self._indexed:
+            tail = np.bitwise_count(block[:, None] ^ self._hashes[self._indexed : n])
+            row, col = (tail <= self.radius).nonzero()
+            rows.append(row)
+            ids.append(col + self._indexed)
+            distances.append(tail[row, col])
+        # One sortable int64 per match: row, then distance, then id. Sorted, a match that
+        # several chunks found sits next to its copies, which are dropped.
+        packed = (
+            np.concatenate(rows).astype(np.int64) * (_BITS + 1) + np.concatenate(distances)
+        ) * n + np.concatenate(ids)
+        packed.sort()
+        first = np.ones(len(packed), dtype=bool)
+        np.not_equal(packed[1:], packed[:-1], out=first[1:])
+        packed = packed[first]
+        rest, id_ = np.divmod(packed, n)
+        row, distance = np.divmod(rest, _BITS + 1)
+        return row, id_, distance
+
+    def _block_table_hits(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(row, id, distance)`` of the tabled entries within the radius of ``block``.
+
+        Each probed bucket is read as windows of ``_WINDOW`` consecutive entries, one
+        64-byte copy each from a view of the bucket table whose items overlap; a window
+        may run past its bucket's end, and such matches are dropped. A match found
+        through several chunks appears once per chunk.
+        """
+        width = self._WINDOW
+        chunks = ((block[:, None] >> self._shift_array) & self._chunk_mask_array).astype(np.int64)
+        buckets = (chunks.repeat(self._probe_counts, axis=1) ^ self._probe_masks).ravel()
+        bounds = self._bounds.take(buckets, axis=0).astype(np.int64)
+        ends, lengths = bounds[:, 0], bounds[:, 1]
+        windows = (lengths + (width - 1)) // width
+        last_windows = windows.cumsum()
+        # Window k of the block starts at its bucket's start plus width * (k - first k).
+        starts = (ends - lengths - width * (last_windows - windows)).repeat(windows)
+        starts += np.arange(0, width * len(starts), width)
+        found = self._bucket_windows[starts].view(np.uint64)
+        per_query = windows.reshape(len(block), -1).sum(axis=1)
+        np.bitwise_xor(found, block.repeat(per_query * width), out=found)
+        distances = np.bitwise_count(found)
+        at = np.flatnonzero(distances <= self.radius)
+        window, offset = np.divmod(at, width)
+        bucket = np.searchsorted(last_windows, window, side="right")
+        positions = starts[window] + offset
+        inside = (positions < ends[bucket]).nonzero()[0]
+        return (
+            bucket[inside] // len(self._probe_masks),
+            self._bucket_ids[positions[inside]],
+            distances[at[inside]],
+        )
+
     def _table_hits(self, h: int, query: np.uint64) -> set[tuple[int, int]]:
         """``(distance, id)`` of the tabled entries within the radius of ``h``."""
         chunks = np.array(
@@ -223,7 +327,16 @@ class HashIndex:
         order = np.concatenate(orders)
         size = np.concatenate(sizes)
         self._bucket_ids = order.astype(np.int32 if n < 2**31 else np.int64)
-        self._bucket_hashes = hashes[order]
+        # ``_WINDOW`` spare entries at the end, so that a window may start at any entry.
+        padded = np.zeros(len(order) + self._WINDOW, dtype=np.uint64)
+        self._bucket_hashes = padded[: len(order)]
+        np.take(hashes, order, out=self._bucket_hashes)
+        self._bucket_windows = np.ndarray(
+            shape=(len(order) + 1,),
+            dtype=f"V{8 * self._WINDOW}",
+            buffer=padded,
+            strides=(padded.itemsize,),
+        )
         bounds = np.stack([np.cumsum(size), size], axis=1)
         self._bounds = bounds.astype(np.int32) if len(order) < 2**31 else bounds
         self._indexed = n

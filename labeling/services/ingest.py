@@ -184,10 +184,12 @@ def _import_batch(
             image.original = media.original_name(result.sha256, result.format)
             image.thumbnail = media.thumbnail_name(result.sha256)
             image.blurred = media.blurred_name(result.sha256, project.blur_radius)
+            image.sketch = media.sketch_name(result.sha256)
             files += [
                 (image.original, data),
                 (image.thumbnail, result.thumbnail_jpeg),
                 (image.blurred, result.blurred_jpeg),
+                (image.sketch, result.sketch_jpeg),
             ]
             state.index.add(result.phash, image)
             state.new_shas[result.sha256] = image

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import contextmanager
 
 from django.utils import timezone
 
@@ -69,3 +70,13 @@ def progress_reporter(job: Job, *, every: int = 1) -> Callable[[int, int, dict |
 
 
 
+
+
+@contextmanager
+def failure_recorded(job_id: int):
+    """Mark the job failed, with the error, if the block raises; then re-raise."""
+    try:
+        yield
+    except BaseException as exc:
+        job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+        raise

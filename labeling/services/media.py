@@ -22,6 +22,10 @@ def thumbnail_name(sha256: str) -> str:
     return f"thumbnails/{sha256[:2]}/{sha256}.jpg"
 
 
+def sketch_name(sha256: str) -> str:
+    return f"sketches/{sha256[:2]}/{sha256}.jpg"
+
+
 def blurred_name(sha256: str, blur_radius: float) -> str:
     strength = "auto" if not blur_radius else f"r{blur_radius:g}"
     return f"blurred/{strength}/{sha256[:2]}/{sha256}.jpg"

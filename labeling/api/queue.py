@@ -1,0 +1,214 @@
+"""API of the labeling loop: the queue, reveals, rounds and training jobs."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.api.serializers import JobOutputSerializer
+from labeling.errors import NotFound
+from labeling.models import Annotation, Round
+from labeling.selectors.projects import project_get_for_user
+from labeling.services import queue, rounds, training, wellbeing
+
+
+class LeaseOutputSerializer(serializers.Serializer):
+    item_id = serializers.IntegerField()
+    image_id = serializers.IntegerField()
+    round = serializers.IntegerField()
+    is_eval = serializers.BooleanField()
+    lease_expires = serializers.DateTimeField()
+    resumed = serializers.BooleanField()
+    blurred_url = serializers.CharField()
+    sketch_url = serializers.CharField()
+    original_url = serializers.CharField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    progress = serializers.DictField()
+    wellbeing = serializers.DictField()
+
+
+def lease_data(lease: queue.Lease, *, user, project) -> dict:
+    image = lease.item.image
+    return {
+        "item_id": lease.item.pk,
+        "image_id": image.pk,
+        "round": lease.item.round.number,
+        "is_eval": lease.item.is_eval,
+        "lease_expires": lease.assignment.expires,
+        "resumed": lease.resumed,
+        "blurred_url": reverse("image-file", args=[image.pk, "blurred"]),
+        "sketch_url": reverse("image-file", args=[image.pk, "sketch"]),
+        "original_url": reverse("image-file", args=[image.pk, "original"]),
+        "width": image.width,
+        "height": image.height,
+        "progress": queue.queue_progress(user=user, project=project),
+        "wellbeing": wellbeing.wellbeing_status(user=user, project=project),
+    }
+
+
+class QueueNextApi(APIView):
+    @extend_schema(request=None, responses={200: LeaseOutputSerializer, 204: OpenApiResponse(description="Nothing left")})
+    def post(self, request, slug: str):
+        project = project_get_for_user(user=request.user, slug=slug)
+        lease = queue.queue_next(user=request.user, project=project)
+        if lease is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(LeaseOutputSerializer(lease_data(lease, user=request.user, project=project)).data)
+
+
+class SubmitInputSerializer(serializers.Serializer):
+    client_key = serializers.CharField(max_length=64)
+    kind = serializers.ChoiceField(choices=["label", "skip", "flag"], default="label")
+    category = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    time_spent_ms = serializers.IntegerField(min_value=0, max_value=24 * 3600 * 1000, default=0)
+    revealed = serializers.BooleanField(default=False)
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs):
+        if attrs["kind"] == "label" and not attrs.get("category"):
+            raise serializers.ValidationError({"category": "A label needs a category."})
+        return attrs
+
+
+class AnnotationOutputSerializer(serializers.ModelSerializer):
+    category = serializers.SlugRelatedField(slug_field="key", read_only=True)
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    round = serializers.IntegerField(source="round.number", allow_null=True, read_only=True)
+
+    class Meta:
+        model = Annotation
+        fields = ["id", "image", "user", "round", "kind", "category", "supersedes", "time_spent_ms",
+                  "revealed", "client_key", "note", "created"]
+
+
+class QueueSubmitApi(APIView):
+    @extend_schema(request=SubmitInputSerializer, responses={201: AnnotationOutputSerializer, 200: AnnotationOutputSerializer})
+    def post(self, request, item_id: int):
+        data = SubmitInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        from labeling.models import QueueItem
+
+        item = QueueItem.objects.select_related("round__project").filter(pk=item_id).first()
+        if item is None:
+            raise NotFound(f"Queue item {item_id} not found.")
+        project_get_for_user(user=request.user, slug=item.round.project.slug)
+        annotation, created = queue.annotation_submit(
+            user=request.user, item_id=item_id, client_key=v["client_key"], kind=v["kind"],
+            category_key=v.get("category") or None, time_spent_ms=v["time_spent_ms"], revealed=v["revealed"],
+            note=v["note"],
+        )
+        return Response(AnnotationOutputSerializer(annotation).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class UndoInputSerializer(serializers.Serializer):
+    client_key = serializers.CharField(max_length=64)
+
+
+class QueueUndoApi(APIView):
+    @extend_schema(request=UndoInputSerializer, responses={200: AnnotationOutputSerializer, 204: OpenApiResponse(description="Nothing to undo")})
+    def post(self, request, slug: str):
+        project = project_get_for_user(user=request.user, slug=slug)
+        data = UndoInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        retraction = queue.annotation_undo(user=request.user, project=project, client_key=data.validated_data["client_key"])
+        if retraction is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(AnnotationOutputSerializer(retraction).data)
+
+
+class RevealFinishInputSerializer(serializers.Serializer):
+    duration_ms = serializers.IntegerField(min_value=0)
+
+
+class RevealFinishApi(APIView):
+    @extend_schema(request=RevealFinishInputSerializer, responses={204: None})
+    def post(self, request, reveal_id: int):
+        data = RevealFinishInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        wellbeing.reveal_finish(user=request.user, reveal_id=reveal_id, duration_ms=data.validated_data["duration_ms"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RevealBudgetInputSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    budget = serializers.IntegerField(min_value=0, allow_null=True)
+
+
+class RevealBudgetApi(APIView):
+    @extend_schema(request=RevealBudgetInputSerializer, responses={204: None})
+    def post(self, request, slug: str):
+        project = project_get_for_user(user=request.user, slug=slug, admin=True)
+        data = RevealBudgetInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = get_user_model().objects.filter(username=data.validated_data["username"]).first()
+        if user is None:
+            raise NotFound(f"No user {data.validated_data['username']!r}.")
+        wellbeing.reveal_budget_set(actor=request.user, project=project, user=user, budget=data.validated_data["budget"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RoundOutputSerializer(serializers.ModelSerializer):
+    items = serializers.IntegerField(source="items.count", read_only=True)
+
+    class Meta:
+        model = Round
+        fields = ["number", "status", "strategy", "head", "metrics", "created", "closed", "items"]
+
+
+class RoundListApi(generics.ListAPIView):
+    serializer_class = RoundOutputSerializer
+
+    def get_queryset(self):
+        project = project_get_for_user(user=self.request.user, slug=self.kwargs["slug"])
+        return Round.objects.filter(project=project).order_by("-number")
+
+
+class RoundStartApi(APIView):
+    @extend_schema(request=None, responses={201: RoundOutputSerializer})
+    def post(self, request, slug: str):
+        project = project_get_for_user(user=request.user, slug=slug, admin=True)
+        round_ = rounds.round_start_initial(project=project)
+        return Response(RoundOutputSerializer(round_).data, status=status.HTTP_201_CREATED)
+
+
+class RetrainApi(APIView):
+    @extend_schema(request=None, responses={202: JobOutputSerializer})
+    def post(self, request, slug: str):
+        project = project_get_for_user(user=request.user, slug=slug, admin=True)
+        job = rounds.retrain_job_submit(project=project, user=request.user, reason="retrain now")
+        job.refresh_from_db()
+        return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PretrainInputSerializer(serializers.Serializer):
+    config = serializers.ChoiceField(choices=training.CONFIGS, default="tiny")
+    minutes = serializers.FloatField(min_value=0.1, required=False)
+    epochs = serializers.IntegerField(min_value=1, required=False)
+    steps = serializers.IntegerField(min_value=1, required=False)
+
+
+class PretrainApi(APIView):
+    @extend_schema(request=PretrainInputSerializer, responses={202: JobOutputSerializer})
+    def post(self, request, slug: str):
+        project = project_get_for_user(user=request.user, slug=slug, admin=True)
+        data = PretrainInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = training.pretrain_job_submit(project=project, user=request.user, **data.validated_data)
+        job.refresh_from_db()
+        return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class EmbedApi(APIView):
+    @extend_schema(request=None, responses={202: JobOutputSerializer})
+    def post(self, request, slug: str):
+        project = project_get_for_user(user=request.user, slug=slug, admin=True)
+        job = training.embed_job_submit(project=project, user=request.user)
+        job.refresh_from_db()
+        return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,220 @@
+"""The labeling queue: who labels what next, and what they answered.
+
+``queue_next`` leases a moderator the highest-priority item of the project's open rounds
+that they have not had before and that still has room: fewer than ``overlap`` finished
+labels plus live leases. On PostgreSQL the candidate row is taken with ``SELECT ... FOR
+UPDATE SKIP LOCKED``, so moderators asking at once get different rows without waiting;
+on SQLite every write transaction takes the database's write lock first
+(``transaction_mode = IMMEDIATE``), which serialises hand-outs.
+
+Annotations are append-only. A submission carries a client key, so a retried POST returns
+the first answer instead of adding a second; undo appends a retraction that supersedes
+the label and hands the item back to the same moderator.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from labeling.errors import ApplicationError, Conflict, NotFound
+from labeling.models import Annotation, Assignment, Category, Project, QueueItem, Round
+
+
+@dataclass(frozen=True)
+class Lease:
+    item: QueueItem
+    assignment: Assignment
+    resumed: bool
+
+
+def _open_items(project: Project):
+    return QueueItem.objects.filter(round__project=project, round__status=Round.Status.OPEN, done=False)
+
+
+def queue_next(*, user, project: Project) -> Lease | None:
+    """Lease the next item to ``user``, or None when nothing is left for them.
+
+    A live lease the user already holds is handed back first (a reload, a retry, an undo).
+    """
+    now = timezone.now()
+    held = (
+        Assignment.objects.select_related("item__image", "item__round")
+        .filter(user=user, item__round__project=project, item__round__status=Round.Status.OPEN,
+                completed__isnull=True, expires__gt=now)
+        .order_by("leased").first()
+    )
+    if held is not None:
+        return Lease(held.item, held, resumed=True)
+
+    with transaction.atomic():
+        item = _take_candidate(user=user, project=project, now=now)
+        if item is None:
+            return None
+        assignment = Assignment.objects.create(
+            item=item, user=user, expires=now + timedelta(minutes=project.lease_minutes)
+        )
+    item = QueueItem.objects.select_related("image", "round").get(pk=item.pk)
+    return Lease(item, assignment, resumed=False)
+
+
+def _take_candidate(*, user, project: Project, now) -> QueueItem | None:
+    live_leases = (
+        Assignment.objects.filter(item=OuterRef("pk"), completed__isnull=True, expires__gt=now)
+        .order_by().values("item").annotate(n=Count("pk")).values("n")
+    )
+    candidates = (
+        _open_items(project)
+        .exclude(Exists(Assignment.objects.filter(item=OuterRef("pk"), user=user)))
+        .exclude(image__model_label__isnull=False)
+        .annotate(leased=Coalesce(Subquery(live_leases), Value(0)))
+        .filter(labels_count__lt=project.overlap - F("leased"))
+        .select_for_update(skip_locked=True, of=("self",))
+    )
+    if project.gold_rate and random.random() < project.gold_rate:
+        gold = candidates.filter(is_gold=True).order_by("?").first()
+        if gold is not None:
+            return gold
+    return candidates.filter(is_gold=False).order_by("round__number", "-priority", "pk").first()
+
+
+def annotation_submit(
+    *,
+    user,
+    item_id: int,
+    client_key: str,
+    kind: str = Annotation.Kind.LABEL,
+    category_key: str | None = None,
+    time_spent_ms: int = 0,
+    revealed: bool = False,
+    note: str = "",
+) -> tuple[Annotation, bool]:
+    """Record a moderator's answer for a leased item. Returns ``(annotation, created)``.
+
+    A label or a skip completes the moderator's lease; a flag for policy review does
+    not (the moderator still labels the item). Submitting twice with the same client
+    key returns the first annotation.
+    """
+    existing = _by_client_key(user, client_key)
+    if existing is not None:
+        return existing, False
+    if kind not in (Annotation.Kind.LABEL, Annotation.Kind.SKIP, Annotation.Kind.FLAG):
+        raise ApplicationError(f"Unknown kind {kind!r}.", extra={"field": "kind"})
+    if not client_key or len(client_key) > 64:
+        raise ApplicationError("client_key must be 1 to 64 characters.", extra={"field": "client_key"})
+    try:
+        with transaction.atomic():
+            item = (
+                QueueItem.objects.select_for_update().select_related("round__project", "image")
+                .filter(pk=item_id).first()
+            )
+            if item is None:
+                raise NotFound(f"Queue item {item_id} not found.")
+            project = item.round.project
+            assignment = Assignment.objects.filter(item=item, user=user).first()
+            if assignment is None:
+                raise Conflict("This item was not handed to you.", code="not_assigned")
+            category = None
+            if kind == Annotation.Kind.LABEL:
+                category = Category.objects.filter(project=project, key=category_key).first()
+                if category is None:
+                    raise ApplicationError(
+                        f"Unknown category {category_key!r} for project {project.slug!r}.",
+                        extra={"field": "category"},
+                    )
+            if kind != Annotation.Kind.FLAG:
+                if assignment.completed is not None:
+                    raise Conflict("You already answered this item; undo first to change it.", code="already_answered")
+                if kind == Annotation.Kind.LABEL and item.labels_count >= project.overlap:
+                    raise Conflict("This item already has all its labels.", code="overlap_reached")
+            annotation = Annotation.objects.create(
+                image=item.image, user=user, round=item.round, kind=kind, category=category,
+                time_spent_ms=max(0, int(time_spent_ms)), revealed=bool(revealed), client_key=client_key,
+                note=note[:2000],
+            )
+            if kind != Annotation.Kind.FLAG:
+                assignment.completed = timezone.now()
+                assignment.save(update_fields=["completed"])
+            if kind == Annotation.Kind.LABEL:
+                item.labels_count += 1
+                item.done = item.labels_count >= project.overlap
+                item.save(update_fields=["labels_count", "done"])
+                _after_label(item)
+    except IntegrityError:
+        existing = _by_client_key(user, client_key)
+        if existing is None:
+            raise
+        return existing, False
+    return annotation, True
+
+
+def annotation_undo(*, user, project: Project, client_key: str) -> Annotation | None:
+    """Retract the user's most recent label or skip in the project; the item is theirs again.
+
+    Returns the retraction, or None when there is nothing to undo.
+    """
+    existing = _by_client_key(user, client_key)
+    if existing is not None:
+        return existing
+    with transaction.atomic():
+        retracted = Annotation.objects.filter(user=user, kind=Annotation.Kind.RETRACT).values("supersedes_id")
+        last = (
+            Annotation.objects.filter(user=user, image__project=project,
+                                      kind__in=[Annotation.Kind.LABEL, Annotation.Kind.SKIP])
+            .exclude(pk__in=retracted).order_by("-pk").first()
+        )
+        if last is None:
+            return None
+        item = QueueItem.objects.select_for_update().filter(round=last.round, image=last.image).first()
+        retraction = Annotation.objects.create(
+            image=last.image, user=user, round=last.round, kind=Annotation.Kind.RETRACT,
+            supersedes=last, client_key=client_key,
+        )
+        if item is not None:
+            if last.kind == Annotation.Kind.LABEL and item.labels_count:
+                item.labels_count -= 1
+                item.done = item.labels_count >= project.overlap
+                item.save(update_fields=["labels_count", "done"])
+            Assignment.objects.filter(item=item, user=user).update(
+                completed=None, expires=timezone.now() + timedelta(minutes=project.lease_minutes)
+            )
+            if item.round.status == Round.Status.CLOSED and not item.done:
+                Round.objects.filter(pk=item.round_id).update(status=Round.Status.OPEN, closed=None)
+    return retraction
+
+
+def _by_client_key(user, client_key: str) -> Annotation | None:
+    return Annotation.objects.filter(user=user, client_key=client_key).first()
+
+
+def _after_label(item: QueueItem) -> None:
+    """When the label completed the round, queue the retraining chain after commit."""
+    if not item.done:
+        return
+    if _open_items(item.round.project).filter(round=item.round).exists():
+        return
+    from labeling.services.rounds import round_complete
+
+    round_complete(round_id=item.round_id)
+
+
+def queue_progress(*, user, project: Project) -> dict:
+    """Counts for the labeling page: the open rounds' progress and the user's own work."""
+    items = QueueItem.objects.filter(round__project=project, round__status=Round.Status.OPEN)
+    totals = items.aggregate(total=Count("pk"), done=Count("pk", filter=Q(done=True)))
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = Annotation.objects.filter(user=user, image__project=project, kind=Annotation.Kind.LABEL)
+    current = Round.objects.filter(project=project, status=Round.Status.OPEN).order_by("number").first()
+    return {
+        "round": current.number if current else None,
+        "round_items": totals["total"],
+        "round_done": totals["done"],
+        "my_labels": mine.count(),
+        "my_labels_today": mine.filter(created__gte=today).count(),
+    }

@@ -1,0 +1,320 @@
+"""Rounds: what moderators label, and the retraining that picks the next batch.
+
+Round 0 holds the evaluation split (a fixed random sample of the pool, never chosen by
+a strategy) and a cold-start selection. When a round's items all have their labels, or
+an admin asks, a Celery chain runs ``retrain_fit`` (consensus labels, fit the head,
+evaluate on the evaluation split), ``retrain_predict`` (predict the pool, auto-accept)
+and ``retrain_select`` (select the next batch with the project's strategy and fill the
+queue). A failed step leaves the previous head active; the job carries the error.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+
+import numpy as np
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from labeling.adapters import embeddings_matrix
+from labeling.errors import ApplicationError
+from labeling.models import (
+    Category,
+    Image,
+    Job,
+    ModelVersion,
+    Prediction,
+    Project,
+    QueueItem,
+    Round,
+    SelectionStrategy,
+)
+from labeling.services.jobs import job_create, job_progress, job_start, job_succeed
+
+logger = logging.getLogger(__name__)
+
+COLD_START = "typicality"
+
+
+def _pool(project: Project):
+    return Image.objects.filter(project=project, status=Image.Status.ACCEPTED)
+
+
+def _active(project: Project, kind: str) -> ModelVersion | None:
+    return ModelVersion.objects.filter(project=project, kind=kind, is_active=True).first()
+
+
+def _embeddings(project: Project) -> tuple[np.ndarray, np.ndarray] | None:
+    backbone = _active(project, ModelVersion.Kind.BACKBONE)
+    if backbone is None:
+        return None
+    ids, X = embeddings_matrix(model_version=backbone)
+    return (ids, X) if len(ids) else None
+
+
+@transaction.atomic
+def round_start_initial(*, project: Project, seed: int = 0) -> Round:
+    """Round 0: the evaluation split plus a cold-start selection of the pool.
+
+    The cold start is density-aware (typicality) over the active backbone's embeddings,
+    or a seeded random sample when the project has no embeddings yet.
+    """
+    Project.objects.select_for_update().get(pk=project.pk)
+    if Round.objects.filter(project=project).exists():
+        raise ApplicationError(f"Project {project.slug!r} already has rounds.", code="rounds_exist")
+    ids = np.asarray(_pool(project).order_by("pk").values_list("pk", flat=True), dtype=np.int64)
+    if not len(ids):
+        raise ApplicationError("The project has no accepted images yet.", code="empty_pool")
+    rng = np.random.default_rng(seed)
+    n_eval = min(project.eval_cap, math.ceil(project.eval_fraction * len(ids))) if project.eval_fraction else 0
+    eval_ids = np.sort(rng.choice(ids, size=min(n_eval, len(ids) - 1), replace=False)) if n_eval else ids[:0]
+    Image.objects.filter(pk__in=eval_ids.tolist()).update(split=Image.Split.EVAL)
+
+    rest = np.setdiff1d(ids, eval_ids)
+    chosen, strategy = _select(project, rest, budget=project.batch_size, strategy=COLD_START, seed=seed)
+    round_ = Round.objects.create(project=project, number=0, strategy=strategy)
+    _fill(round_, chosen, eval_ids=eval_ids, seed=seed)
+    return round_
+
+
+def round_complete(*, round_id: int) -> None:
+    """Close a round whose items all have their labels, and retrain after the commit."""
+    updated = Round.objects.filter(pk=round_id, status=Round.Status.OPEN).update(
+        status=Round.Status.CLOSED, closed=timezone.now()
+    )
+    if updated:
+        round_ = Round.objects.select_related("project").get(pk=round_id)
+        retrain_job_submit(project=round_.project, reason=f"round {round_.number} complete")
+
+
+def retrain_job_submit(*, project: Project, user=None, reason: str = "requested") -> Job:
+    """Queue the retraining chain, unless one is already pending or running."""
+    from celery import chain
+
+    from labeling.tasks import retrain_fit_task, retrain_predict_task, retrain_select_task
+
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)
+        running = Job.objects.filter(
+            project=project, kind=Job.Kind.RETRAIN, status__in=[Job.Status.PENDING, Job.Status.RUNNING]
+        ).first()
+        if running is not None:
+            return running
+        job = job_create(project=project, kind=Job.Kind.RETRAIN, user=user, params={"reason": reason})
+        transaction.on_commit(
+            lambda: chain(
+                retrain_fit_task.si(job_id=job.pk),
+                retrain_predict_task.si(job_id=job.pk),
+                retrain_select_task.si(job_id=job.pk),
+            ).delay()
+        )
+    return job
+
+
+def consensus_training_data(project: Project) -> dict[int, Category]:
+    from labeling.selectors.images import consensus_labels
+
+    return consensus_labels(project=project)
+
+
+def retrain_fit(*, job_id: int) -> ModelVersion | None:
+    """Fit the head on consensus labels and evaluate it on the evaluation split."""
+    from ml.head import LinearHead
+    from ml.metrics import evaluate
+
+    job = Job.objects.select_related("project").get(pk=job_id)
+    project = job.project
+    job_start(job=job, total=3)
+    embedded = _embeddings(project)
+    if embedded is None:
+        raise ApplicationError("No embeddings yet: pretrain a backbone (or register one) and embed the pool.",
+                               code="no_embeddings")
+    ids, X = embedded
+    row = {int(pk): i for i, pk in enumerate(ids)}
+    labels = consensus_training_data(project)
+    splits = dict(_pool(project).filter(pk__in=list(labels)).values_list("pk", "split"))
+    train = [(row[pk], c.key) for pk, c in labels.items() if pk in row and splits.get(pk) == Image.Split.POOL]
+    held = [(row[pk], c.key) for pk, c in labels.items() if pk in row and splits.get(pk) == Image.Split.EVAL]
+    if len({key for _, key in train}) < 2:
+        raise ApplicationError("The head needs consensus labels of at least two categories in the pool.",
+                               code="too_few_labels")
+    head = LinearHead(random_state=0).fit(X[[r for r, _ in train]], [k for _, k in train])
+    metrics: dict = {"n_train": len(train), "n_eval": len(held)}
+    if held:
+        proba = head.predict_proba(X[[r for r, _ in held]])
+        metrics.update(evaluate([k for _, k in held], proba, list(head.classes_), neutral="neutral"))
+    buffer = io.BytesIO()
+    head.save(buffer)
+    backbone = _active(project, ModelVersion.Kind.BACKBONE)
+    with transaction.atomic():
+        version = ModelVersion.objects.create(
+            project=project, kind=ModelVersion.Kind.HEAD, backbone=backbone,
+            config={"C": float(head.C_), "classes": [str(c) for c in head.classes_],
+                    "calibration": head.calibration_},
+            metrics=metrics,
+        )
+        version.artifact = default_storage.save(f"models/{project.slug}/{version.pk}/head.joblib",
+                                                ContentFile(buffer.getvalue()))
+        version.save(update_fields=["artifact"])
+        from labeling.services.training import model_version_activate
+
+        model_version_activate(version=version)
+        latest = Round.objects.filter(project=project).order_by("-number").first()
+        if latest is not None:
+            latest.head = version
+            latest.metrics = metrics
+            latest.save(update_fields=["head", "metrics"])
+        job.result = {**job.result, "head": version.pk, "accuracy": metrics.get("accuracy")}
+        job_progress(job=job, done=1, total=3)
+        job.save(update_fields=["result"])
+    return version
+
+
+def _load_head(version: ModelVersion):
+    from ml.head import LinearHead
+
+    with default_storage.open(version.artifact, "rb") as handle:
+        return LinearHead.load(io.BytesIO(handle.read()))
+
+
+def retrain_predict(*, job_id: int) -> int:
+    """Predict every embedded pool image with the new head; auto-accept where allowed."""
+    job = Job.objects.select_related("project").get(pk=job_id)
+    project = job.project
+    version = ModelVersion.objects.get(pk=job.result["head"])
+    ids, X = _embeddings(project)
+    head = _load_head(version)
+    proba = head.predict_proba(X)
+    categories = {c.key: c for c in project.categories.all()}
+    classes = [categories[str(k)] for k in head.classes_]
+    best = proba.argmax(axis=1)
+    rows = [
+        Prediction(
+            image_id=int(pk), model_version=version, category=classes[b], confidence=float(p[b]),
+            probabilities={c.key: round(float(v), 5) for c, v in zip(classes, p, strict=True)},
+        )
+        for pk, p, b in zip(ids, proba, best, strict=True)
+    ]
+    for start in range(0, len(rows), 5000):
+        Prediction.objects.bulk_create(rows[start:start + 5000], ignore_conflicts=True)
+    accepted = _auto_accept(project, version, ids, proba, classes) if project.auto_accept else 0
+    job.result = {**job.result, "predicted": len(rows), "auto_accepted": accepted}
+    job.save(update_fields=["result"])
+    job_progress(job=job, done=2, total=3)
+    return len(rows)
+
+
+def _auto_accept(project, version, ids, proba, classes) -> int:
+    """Label pool items by model where the head is precise enough on the evaluation split.
+
+    For each category, the threshold is the lowest score at which the head's precision on
+    the evaluation split reaches ``project.auto_accept_precision`` with at least
+    ``auto_accept_min_support`` evaluation items of that category; pool items without
+    human labels scoring above it get a model label, which the queue skips.
+    """
+    curves = version.metrics.get("pr_curves") or {}
+    per_class = version.metrics.get("per_class") or {}
+    labeled = set(
+        Image.objects.filter(project=project, annotations__kind="label").values_list("pk", flat=True)
+    )
+    eval_ids = set(_pool(project).filter(split=Image.Split.EVAL).values_list("pk", flat=True))
+    total = 0
+    for j, category in enumerate(classes):
+        curve = curves.get(category.key)
+        support = (per_class.get(category.key) or {}).get("support", 0)
+        if not curve or support < project.auto_accept_min_support:
+            continue
+        threshold = _threshold_for_precision(curve, project.auto_accept_precision)
+        if threshold is None:
+            continue
+        hits = [int(pk) for pk, p in zip(ids, proba[:, j], strict=True)
+                if p >= threshold and int(pk) not in labeled and int(pk) not in eval_ids]
+        total += Image.objects.filter(pk__in=hits, model_label__isnull=True).update(
+            model_label=category, model_label_version=version, model_label_confidence=threshold
+        )
+    return total
+
+
+def _threshold_for_precision(curve: dict, target: float) -> float | None:
+    precision, thresholds = curve.get("precision", []), curve.get("thresholds", [])
+    for p, t in zip(precision, thresholds, strict=False):
+        if p >= target:
+            return float(t)
+    return None
+
+
+def retrain_select(*, job_id: int) -> Round | None:
+    """Select the next batch with the project's strategy and open a round with it."""
+    job = Job.objects.select_related("project").get(pk=job_id)
+    project = job.project
+    queued = QueueItem.objects.filter(round__project=project).values_list("image_id", flat=True)
+    candidates = np.asarray(
+        _pool(project).filter(split=Image.Split.POOL, model_label__isnull=True)
+        .exclude(pk__in=queued).exclude(annotations__kind="label").order_by("pk").values_list("pk", flat=True),
+        dtype=np.int64,
+    )
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)
+        number = (Round.objects.filter(project=project).order_by("-number").values_list("number", flat=True)
+                  .first())
+        if not len(candidates):
+            job_succeed(job=job, result={**job.result, "next_round": None, "selected": 0})
+            return None
+        chosen, strategy = _select(project, candidates, budget=project.batch_size,
+                                   strategy=project.strategy, seed=(number or 0) + 1)
+        round_ = Round.objects.create(project=project, number=(number if number is not None else -1) + 1,
+                                      strategy=strategy)
+        _fill(round_, chosen, eval_ids=np.zeros(0, dtype=np.int64), seed=round_.number)
+        job_succeed(job=job, result={**job.result, "next_round": round_.number, "selected": len(chosen)})
+    return round_
+
+
+def _select(project: Project, candidates: np.ndarray, *, budget: int, strategy: str, seed: int
+            ) -> tuple[np.ndarray, str]:
+    """Pick up to ``budget`` image ids among ``candidates`` (ids) with ``strategy``.
+
+    Labeled pool images seed diversity. Without embeddings the choice is random; without
+    a head, strategies that need probabilities fall back to the cold start.
+    """
+    from ml.selection import select
+
+    embedded = _embeddings(project)
+    rng_state = seed
+    if embedded is None:
+        rng = np.random.default_rng(rng_state)
+        return rng.permutation(candidates)[:budget], SelectionStrategy.RANDOM
+    ids, X = embedded
+    position = {int(pk): i for i, pk in enumerate(ids)}
+    rows = np.asarray([position[int(pk)] for pk in candidates if int(pk) in position], dtype=np.int64)
+    if not len(rows):
+        return candidates[:0], strategy
+    exclude = np.setdiff1d(np.arange(len(ids)), rows)
+    labeled_ids = Image.objects.filter(project=project, annotations__kind="label").values_list("pk", flat=True)
+    labeled = np.asarray(sorted({position[pk] for pk in labeled_ids if pk in position}), dtype=np.int64)
+    exclude = np.setdiff1d(exclude, labeled)
+    proba = None
+    head = _active(project, ModelVersion.Kind.HEAD)
+    if strategy in (SelectionStrategy.UNCERTAINTY, SelectionStrategy.BALANCE, SelectionStrategy.COMBINED):
+        if head is None:
+            strategy = COLD_START
+        else:
+            proba = _load_head(head).predict_proba(X)
+    picked = select(strategy, X=X, proba=proba, budget=budget, labeled=labeled, exclude=exclude,
+                    random_state=rng_state)
+    return ids[picked], strategy
+
+
+def _fill(round_: Round, chosen: np.ndarray, *, eval_ids: np.ndarray, seed: int) -> None:
+    """Queue the round's items: selected ones by rank, evaluation items spread among them."""
+    rng = np.random.default_rng(seed)
+    n = len(chosen)
+    items = [QueueItem(round=round_, image_id=int(pk), priority=float(n - rank)) for rank, pk in enumerate(chosen)]
+    items += [
+        QueueItem(round=round_, image_id=int(pk), priority=float(rng.uniform(0, max(n, 1))), is_eval=True)
+        for pk in eval_ids
+    ]
+    QueueItem.objects.bulk_create(items, batch_size=5000)

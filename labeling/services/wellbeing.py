@@ -1,0 +1,125 @@
+"""Protecting the people who look: reveals are recorded, budgeted and paced.
+
+A reveal is a moderator looking at an unblurred picture. It counts against the daily
+budget when the picture may be sensitive: when what Veil knows of its label (a human
+label, the active head's prediction, the import's pre-label) names a sensitive
+category, or when nothing is known yet.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from labeling.errors import ApplicationError, Forbidden, NotFound
+from labeling.models import Annotation, Image, Membership, Prediction, Reveal
+
+STREAK_GAP = timedelta(minutes=10)
+
+
+class RevealBudgetExhausted(ApplicationError):
+    status_code = 429
+    default_code = "reveal_budget_exhausted"
+
+
+def image_possibly_sensitive(image: Image) -> bool:
+    project = image.project
+    sensitive = set(project.categories.filter(sensitive=True).values_list("pk", flat=True))
+    if not sensitive:
+        return False
+    known = set(
+        Annotation.objects.filter(image=image, kind=Annotation.Kind.LABEL).values_list("category_id", flat=True)
+    )
+    if not known:
+        prediction = (
+            Prediction.objects.filter(image=image, model_version__is_active=True)
+            .values_list("category_id", flat=True).first()
+        )
+        known = {prediction} if prediction else set()
+    for extra in (image.gold_label_id, image.model_label_id, image.source_label_id):
+        if not known and extra:
+            known = {extra}
+    return not known or bool(known & sensitive)
+
+
+def reveal_budget(*, user, project) -> dict:
+    """Today's sensitive reveals, the moderator's budget and what is left (None: no limit)."""
+    membership = Membership.objects.filter(project=project, user=user).first()
+    start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    used = Reveal.objects.filter(user=user, image__project=project, sensitive=True, created__gte=start).count()
+    if membership is None or membership.role == Membership.Role.ADMIN:
+        return {"used": used, "budget": None, "remaining": None}
+    budget = membership.reveal_budget if membership.reveal_budget is not None else project.daily_sensitive_reveals
+    return {"used": used, "budget": budget, "remaining": max(0, budget - used)}
+
+
+@transaction.atomic
+def reveal_record(*, user, image: Image) -> Reveal:
+    """Record that ``user`` is shown ``image`` unblurred, within their daily budget."""
+    sensitive = image_possibly_sensitive(image)
+    if sensitive:
+        Membership.objects.select_for_update().filter(project=image.project, user=user).first()
+        status = reveal_budget(user=user, project=image.project)
+        if status["remaining"] == 0:
+            raise RevealBudgetExhausted(
+                f"Today's budget of {status['budget']} sensitive reveals is spent; "
+                "an admin of the project can raise it.",
+                extra={"budget": status["budget"]},
+            )
+    return Reveal.objects.create(image=image, user=user, sensitive=sensitive)
+
+
+def reveal_finish(*, user, reveal_id: int, duration_ms: int) -> Reveal:
+    """Record how long a reveal lasted (the moderator released the reveal key)."""
+    if not 0 <= duration_ms <= 24 * 3600 * 1000:
+        raise ApplicationError("duration_ms must be between 0 and a day.", extra={"field": "duration_ms"})
+    reveal = Reveal.objects.filter(pk=reveal_id, user=user).first()
+    if reveal is None:
+        raise NotFound(f"Reveal {reveal_id} not found.")
+    reveal.duration_ms = duration_ms
+    reveal.save(update_fields=["duration_ms"])
+    return reveal
+
+
+def reveal_budget_set(*, actor, project, user, budget: int | None) -> Membership:
+    """An admin raises (or resets, with None) a moderator's daily reveal budget."""
+    from labeling.selectors.projects import project_role
+
+    if project_role(user=actor, project=project) != Membership.Role.ADMIN:
+        raise Forbidden("Only admins of the project may change reveal budgets.", code="admin_only")
+    if budget is not None and budget < 0:
+        raise ApplicationError("budget must be zero or more.", extra={"field": "budget"})
+    membership = Membership.objects.filter(project=project, user=user).first()
+    if membership is None:
+        raise NotFound(f"{user} is not a member of {project.slug}.")
+    membership.reveal_budget = budget
+    membership.save(update_fields=["reveal_budget"])
+    return membership
+
+
+def wellbeing_status(*, user, project) -> dict:
+    """Budget, the current streak of labeling and whether a break is due."""
+    now = timezone.now()
+    times = list(
+        Annotation.objects.filter(user=user, image__project=project, created__gte=now - timedelta(hours=12))
+        .order_by("-created").values_list("created", flat=True)[:2000]
+    )
+    streak_start = now
+    previous = now
+    for created in times:
+        if previous - created > STREAK_GAP:
+            break
+        streak_start = previous = created
+    streak_reveals = Reveal.objects.filter(
+        user=user, image__project=project, sensitive=True, created__gte=streak_start
+    ).count()
+    minutes = (now - streak_start).total_seconds() / 60
+    return {
+        **reveal_budget(user=user, project=project),
+        "streak_minutes": round(minutes, 1),
+        "streak_sensitive_reveals": streak_reveals,
+        "break_due": minutes >= project.break_after_minutes
+        or streak_reveals >= project.break_after_sensitive_reveals,
+    }

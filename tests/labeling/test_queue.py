@@ -1,0 +1,150 @@
+"""The queue over the API: next, submit, undo, leases, overlap, idempotency."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from labeling.models import Annotation, Assignment, QueueItem, Round
+from labeling.services.rounds import round_start_initial
+from tests.labeling.factories import ImageFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def queued(project):
+    project.overlap = 2
+    project.batch_size = 6
+    project.eval_fraction = 0.0
+    project.gold_rate = 0.0
+    project.save()
+    ImageFactory.create_batch(6, project=project)
+    return round_start_initial(project=project)
+
+
+def next_item(client, project):
+    response = client.post(reverse("api-queue-next", args=[project.slug]))
+    assert response.status_code in (200, 204), response.content
+    return response.json() if response.status_code == 200 else None
+
+
+def submit(client, item_id, category="violence", key=None, kind="label"):
+    return client.post(reverse("api-queue-submit", args=[item_id]),
+                       {"client_key": key or uuid.uuid4().hex, "kind": kind, "category": category}, format="json")
+
+
+def test_round_zero_is_random_without_embeddings(queued):
+    assert queued.number == 0 and queued.strategy == "random"
+    assert queued.items.count() == 6
+
+
+def test_next_submit_and_overlap(api, project, queued, moderator, make_user):
+    from labeling.services.projects import membership_set
+
+    other = make_user("other")
+    membership_set(project=project, user=other, role="moderator")
+    a, b = api(moderator), api(other)
+
+    seen = {moderator: [], other: []}
+    for _ in range(6):
+        for user, client in ((moderator, a), (other, b)):
+            lease = next_item(client, project)
+            assert lease["blurred_url"].endswith("/blurred/") and lease["resumed"] is False
+            assert submit(client, lease["item_id"]).status_code == 201
+            seen[user].append(lease["item_id"])
+    assert len(set(seen[moderator])) == 6 and len(set(seen[other])) == 6
+    assert next_item(a, project) is None
+    assert all(item.labels_count == 2 and item.done for item in QueueItem.objects.all())
+
+
+def test_a_reload_gets_the_same_lease_and_a_retry_does_not_double(api, project, queued, moderator):
+    client = api(moderator)
+    first = next_item(client, project)
+    again = next_item(client, project)
+    assert again["item_id"] == first["item_id"] and again["resumed"] is True
+    key = uuid.uuid4().hex
+    assert submit(client, first["item_id"], key=key).status_code == 201
+    assert submit(client, first["item_id"], key=key).status_code == 200
+    assert Annotation.objects.filter(user=moderator).count() == 1
+    assert QueueItem.objects.get(pk=first["item_id"]).labels_count == 1
+    second = submit(client, first["item_id"])
+    assert second.status_code == 409 and second.json()["code"] == "already_answered"
+
+
+def test_undo_supersedes_and_hands_the_item_back(api, project, queued, moderator):
+    client = api(moderator)
+    lease = next_item(client, project)
+    submit(client, lease["item_id"], category="drugs")
+    response = client.post(reverse("api-queue-undo", args=[project.slug]), {"client_key": "undo-1"}, format="json")
+    assert response.status_code == 200 and response.json()["kind"] == "retract"
+    assert Annotation.objects.filter(user=moderator).count() == 2, "append-only: nothing deleted"
+    assert QueueItem.objects.get(pk=lease["item_id"]).labels_count == 0
+    back = next_item(client, project)
+    assert back["item_id"] == lease["item_id"] and back["resumed"] is True
+    assert submit(client, lease["item_id"], category="weapons").status_code == 201
+    from labeling.selectors.images import consensus_labels
+
+    assert consensus_labels(project=project)[lease["image_id"]].key == "weapons"
+
+
+def test_expired_lease_returns_the_item_but_never_to_the_same_moderator(api, project, queued, moderator, make_user):
+    from labeling.services.projects import membership_set
+
+    project.overlap = 1
+    project.save()
+    client = api(moderator)
+    lease = next_item(client, project)
+    Assignment.objects.filter(item_id=lease["item_id"]).update(expires=timezone.now() - timedelta(seconds=1))
+    others = []
+    for i in range(2):
+        user = make_user(f"m{i}")
+        membership_set(project=project, user=user, role="moderator")
+        others.append(next_item(api(user), project)["item_id"])
+    assert lease["item_id"] in others, "the expired item went back into the queue"
+    mine = next_item(client, project)
+    assert mine["item_id"] != lease["item_id"]
+
+
+def test_skip_and_flag(api, project, queued, moderator):
+    client = api(moderator)
+    lease = next_item(client, project)
+    assert submit(client, lease["item_id"], kind="flag", category="").status_code == 201
+    assert next_item(client, project)["item_id"] == lease["item_id"], "a flag does not end the lease"
+    assert submit(client, lease["item_id"], kind="skip", category="").status_code == 201
+    assert QueueItem.objects.get(pk=lease["item_id"]).labels_count == 0
+    assert next_item(client, project)["item_id"] != lease["item_id"]
+
+
+def test_bad_input_is_named(api, project, queued, moderator, outsider):
+    client = api(moderator)
+    lease = next_item(client, project)
+    bad = submit(client, lease["item_id"], category="kittens")
+    assert bad.status_code == 400 and "kittens" in bad.json()["message"]
+    missing = client.post(reverse("api-queue-submit", args=[lease["item_id"]]), {"kind": "label"}, format="json")
+    assert missing.status_code == 400 and "client_key" in missing.json()["message"]
+    assert api(outsider).post(reverse("api-queue-next", args=[project.slug])).status_code == 404
+    stranger = submit(api(outsider), lease["item_id"])
+    assert stranger.status_code == 404
+
+
+def test_completing_a_round_closes_it_and_queues_retraining(api, project, queued, moderator,
+                                                              django_capture_on_commit_callbacks):
+    from labeling.errors import ApplicationError
+    from labeling.models import Job
+
+    project.overlap = 1
+    project.save()
+    client = api(moderator)
+    for _ in range(5):
+        submit(client, next_item(client, project)["item_id"])
+    last = next_item(client, project)
+    with pytest.raises(ApplicationError, match="No embeddings"), django_capture_on_commit_callbacks(execute=True):
+        submit(client, last["item_id"])  # the eager chain raises here; a worker would only record it
+    assert Round.objects.get(number=0).status == "closed"
+    job = Job.objects.get(kind="retrain")
+    assert job.status == "failed" and "embeddings" in job.error, "no backbone yet: the failure is shown"
