@@ -321,7 +321,13 @@ class QueueItem(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["round", "image"], name="queue_item_unique"),
         ]
-        indexes = [models.Index(fields=["round", "done", "-priority"])]
+        indexes = [
+            # The queue walks a round's open items in priority order; progress counts
+            # the open or the done side of a round, whichever is smaller.
+            models.Index(fields=["round", "-priority", "id"], condition=Q(done=False), name="queue_item_open_idx"),
+            models.Index(fields=["round"], condition=Q(done=True), name="queue_item_done_idx"),
+            models.Index(fields=["round"], condition=Q(done=False, is_gold=True), name="queue_item_gold_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"round {self.round_id} image {self.image_id}"
@@ -383,6 +389,8 @@ class Annotation(models.Model):
                 name="annotation_label_has_category",
             ),
         ]
+        # A moderator's recent answers: their streak, their labels today.
+        indexes = [models.Index(fields=["user", "created"], name="annotation_user_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.kind} of image {self.image_id} by user {self.user_id}"
@@ -475,3 +483,19 @@ class ImportIssue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.name}"
+
+
+class Adjudication(models.Model):
+    """An admin's final label for an image. Append-only: the latest row is in force."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="adjudications")
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["image", "-created", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.category.key} for image {self.image_id} by user {self.decided_by_id}"

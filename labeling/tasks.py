@@ -67,3 +67,10 @@ def retrain_select_task(job_id: int) -> int | None:
     with failure_recorded(job_id):
         round_ = retrain_select(job_id=job_id)
     return round_.number if round_ else None
+
+
+@shared_task(base=JobTask, acks_late=True)
+def export_task(job_id: int) -> str | None:
+    from labeling.services.exports import export_run
+
+    return export_run(job_id=job_id)

@@ -51,14 +51,15 @@ _DENSITY_REFERENCE_ROWS = 10_000
 # ----------------------------------------------------------------------------- checks
 
 
-def _as_embeddings(X: ArrayLike, name: str = "X") -> np.ndarray:
+def _as_embeddings(X: ArrayLike) -> np.ndarray:
+    """``X`` as an array of shape (n, d), without copying an array (or memmap) given."""
     array = X if isinstance(X, np.ndarray) else np.asarray(X)
     if array.ndim != 2 or 0 in array.shape:
         raise ValueError(
-            f"`{name}` must be a 2-D array of shape (n, d) with n, d >= 1; got shape {array.shape}."
+            f"`X` must be a 2-D array of shape (n, d) with n, d >= 1; got shape {array.shape}."
         )
     if array.dtype.kind != "f":
-        raise ValueError(f"`{name}` must hold floating-point numbers; got dtype {array.dtype}.")
+        raise ValueError(f"`X` must hold floating-point numbers; got dtype {array.dtype}.")
     return array
 
 
@@ -403,28 +404,27 @@ class _CoverBounds:
             rank *= 4
 
     def _rank_value(self, rank: int) -> float:
-        """The ``rank``-th largest live bound (-inf if fewer live rows).
+        """The ``rank``-th largest live bound (-inf if there are fewer live rows).
 
-        Widens ``active`` (rows with bounds of at least ``floor``; all others are
-        below it) to 16 times ``rank`` rows whenever the answer would fall below ``floor``.
+        Looks only at ``active``: rows whose bounds were at least ``floor`` when it was
+        formed (all other bounds are below ``floor`` and never change). It is narrowed to
+        the 16 * ``rank`` largest bounds when over 64 times ``rank``, so that the
+        per-round work does not scale with the pool, and widened back to every live row
+        when the answer would fall below ``floor``.
         """
-        for _ in range(2):
-            bound = self.bound[self.active]
-            live = bound[bound > -np.inf]
-            if live.size > rank:
-                value = float(np.partition(live, live.size - rank)[live.size - rank])
-                if value >= self.floor:
-                    return value
-            elif self.floor == -np.inf:
-                return -np.inf
-            everyone = np.flatnonzero(self.bound > -np.inf)
-            if everyone.size <= 16 * rank:
-                self.floor, self.active = -np.inf, everyone
-            else:
-                split = everyone.size - 16 * rank
-                self.floor = float(np.partition(self.bound[everyone], split)[split])
-                self.active = everyone[self.bound[everyone] >= self.floor]
-        raise AssertionError("unreachable: a widened active set holds enough rows")
+        bound = self.bound[self.active]
+        live = bound[bound > -np.inf]
+        value = -np.inf
+        if live.size > rank:
+            value = float(np.partition(live, live.size - rank)[live.size - rank])
+        if value < self.floor:
+            self.active, self.floor = np.flatnonzero(self.bound > -np.inf), -np.inf
+            return self._rank_value(rank)
+        if live.size > 64 * rank:
+            split = live.size - 16 * rank
+            self.floor = float(np.partition(live, split)[split])
+            self.active = self.active[bound >= self.floor]
+        return value
 
     def _refresh_cell(self, group: IndexArray, tau: float) -> None:
         """Make the bounds of ``group`` (positions in one cell) exact, except for rows
@@ -452,7 +452,12 @@ class _CoverBounds:
                 if c0 < useful.size and below.any():
                     self.bound[block[below]] = bound[below]
                     keep = ~below
-                    block, rows, rows_sq, bound = block[keep], rows[keep], rows_sq[keep], bound[keep]
+                    block, rows, rows_sq, bound = (
+                        block[keep],
+                        rows[keep],
+                        rows_sq[keep],
+                        bound[keep],
+                    )
                     if block.size == 0:
                         break
             self.bound[block] = bound
@@ -486,28 +491,32 @@ def _greedy_on_shortlist(
 ) -> None:
     """Exact greedy steps on ``shortlist`` while its best row reaches ``tau``.
 
-    ``shortlist`` holds pool positions with exact bounds; every other bound is below
-    ``tau``, so while the best shortlisted row reaches ``tau`` it is the farthest row of
-    the pool. Appends chosen positions to ``chosen``. Rows that fall below ``tau`` leave
-    the working set once they are the majority.
+    ``shortlist`` holds live pool positions with exact bounds of at least ``tau``; every
+    other bound is below ``tau``, so while the best shortlisted row reaches ``tau`` it is
+    the farthest row of the pool. Appends chosen positions to ``chosen``. Chosen rows
+    and rows that fall below ``tau`` leave the working set as soon as they are the
+    majority, so its best row always reaches ``tau``.
     """
     rows = _take(cover.X, cover.rows[shortlist])
     rows_sq = cover.sq[shortlist]
     bound = cover.bound[shortlist]
     while len(chosen) < budget and bound.size:
         j = int(np.argmax(bound))
-        if bound[j] == -np.inf or bound[j] < tau:
-            break
         chosen.append(int(shortlist[j]))
         cover.add_centers(rows[j : j + 1])
         d = _sq_dists(rows, rows_sq, rows[j : j + 1], rows_sq[j : j + 1])
         np.minimum(bound, d[:, 0], out=bound)
         bound[j] = -np.inf
-        keep = bound >= tau
+        keep = (bound >= tau) & (bound > -np.inf)
         if 2 * np.count_nonzero(keep) < bound.size:
             cover.bound[shortlist] = bound
             cover.version[shortlist] = cover.n_centers
-            shortlist, rows, rows_sq, bound = shortlist[keep], rows[keep], rows_sq[keep], bound[keep]
+            shortlist, rows, rows_sq, bound = (
+                shortlist[keep],
+                rows[keep],
+                rows_sq[keep],
+                bound[keep],
+            )
     cover.bound[shortlist] = bound
     cover.version[shortlist] = cover.n_centers
 
@@ -527,7 +536,9 @@ def kcenter_greedy(
     are the ``labeled`` rows and the rows chosen so far. This greedily minimises the
     covering radius (the largest distance from a pool row to its nearest center) within
     a factor of 2 of the optimum. With no labeled rows the first choice is a dense,
-    central row of a seeded sample (see `_dense_start`), not an arbitrary one.
+    central row rather than an arbitrary one (which could be an outlier): among a seeded
+    sample of up to 1,000 pool rows, the one with the smallest mean distance to its 20
+    nearest sampled neighbours.
 
     The pool is ``candidates`` (all rows by default) minus ``labeled``; only pool rows
     are chosen and only pool rows count towards the radius.
@@ -543,6 +554,9 @@ def kcenter_greedy(
     O(n + (budget + len(labeled) + shortlist_size) * d) float32. BLAS runs on one
     thread meanwhile: the products are many and small, where OpenBLAS threads cost
     more than they give (several times slower on a busy 2-core machine).
+
+    ``shortlist_size`` only trades memory (``shortlist_size * d`` float32) for the
+    number of refresh rounds; it never changes the result.
 
     ``X``: (n, d). Returns int64 indices, shape (min(budget, pool size),), in the
     order chosen.
@@ -701,12 +715,15 @@ def typicality(
     exclude: ArrayLike = (),
     n_neighbors: int = 20,
     min_cluster_size: int = 5,
+    max_clusters: int = 2000,
     random_state: RandomState = 0,
 ) -> IndexArray:
     """TypiClust cold start (Hacohen et al., 2022): the most typical row of each new cluster.
 
     The labeled and available rows are clustered by k-means into ``len(labeled) +
-    budget`` clusters. Clusters are visited with those holding the fewest
+    budget`` clusters, at most ``max_clusters`` (TypiClust caps at 500: k-means cost
+    grows with the number of clusters, and the method is meant for small budgets; past
+    the cap, clusters take several rows each). Clusters are visited with those holding the fewest
     labeled-or-chosen rows first and, among equals, the largest first; from each the
     most typical available row is taken, where typicality is the inverse mean distance
     to the ``n_neighbors`` nearest rows of the same cluster. So rows come from dense
@@ -728,18 +745,20 @@ def typicality(
     exclude = _as_indices(exclude, n, "exclude")
     n_neighbors = _as_count(n_neighbors, "n_neighbors")
     min_cluster_size = _as_count(min_cluster_size, "min_cluster_size")
-    if n_neighbors == 0:
-        raise ValueError("`n_neighbors` must be at least 1.")
+    max_clusters = _as_count(max_clusters, "max_clusters")
+    if n_neighbors == 0 or max_clusters == 0:
+        raise ValueError("`n_neighbors` and `max_clusters` must be at least 1.")
     available = _remaining(n, labeled, exclude)
     budget = min(budget, available.size)
     if budget == 0:
         return np.empty(0, dtype=np.int64)
     rng = np.random.default_rng(random_state)
-    sample_size = max(_TYPICALITY_SAMPLE_ROWS, 20 * (labeled.size + budget))
+    n_clusters = min(labeled.size + budget, max_clusters)
+    sample_size = max(_TYPICALITY_SAMPLE_ROWS, 20 * n_clusters)
     if available.size > sample_size:
         available = np.sort(rng.choice(available, size=sample_size, replace=False))
     rows = np.union1d(labeled, available)
-    n_clusters = min(labeled.size + budget, rows.size)
+    n_clusters = min(n_clusters, rows.size)
     with threadpool_limits(limits=1):
         labels = _cluster_labels(X, rows, n_clusters, rng)
         sizes = np.bincount(labels, minlength=n_clusters)
@@ -945,8 +964,10 @@ def combined(
 
     1. Candidates: the ``pool_factor * budget`` most uncertain available rows (see
        `uncertainty`).
-    2. Density weight ``w`` per candidate (see `_density_weights`): 1 for candidates at
-       least as dense as the median candidate, down to near 0 for isolated ones.
+    2. Density weight ``w`` per candidate: 1 for candidates at least as dense as the
+       median candidate, proportionally less for sparser ones, where density is the
+       inverse mean distance to the ``n_neighbors`` nearest rows of a seeded sample of
+       up to 10,000 rows of ``X``.
     3. Weighted k-center greedy over the candidates, seeded with ``labeled``: each step
        takes the candidate maximising ``distance to nearest labeled-or-chosen row *
        w ** density_weight``. ``density_weight=0`` is plain k-center, which tends to pick
@@ -964,6 +985,8 @@ def combined(
     n_neighbors = _as_count(n_neighbors, "n_neighbors")
     if pool_factor == 0:
         raise ValueError("`pool_factor` must be at least 1.")
+    if n_neighbors == 0:
+        raise ValueError("`n_neighbors` must be at least 1.")
     if not math.isfinite(density_weight) or density_weight < 0:
         raise ValueError(
             f"`density_weight` must be finite and non-negative; got {density_weight!r}."
@@ -977,9 +1000,9 @@ def combined(
     candidates = available[order[: pool_factor * budget]]
     rng = np.random.default_rng(random_state)
     with threadpool_limits(limits=1, user_api="blas"):
-        weight = _density_weights(X, candidates, max(n_neighbors, 1), rng) ** density_weight
+        rows_sq = _sq_norms(X, candidates)
+        weight = _density_weights(X, candidates, n_neighbors, rng) ** density_weight
         rows = _take(X, candidates)
-        rows_sq = np.einsum("ij,ij->i", rows, rows)
         min_sq = _min_sq_dists(X, candidates, rows_sq, labeled)
         taken = np.zeros(candidates.size, dtype=bool)
         chosen: list[int] = []
@@ -991,7 +1014,9 @@ def combined(
                 position = int(np.argmax(score))
             chosen.append(position)
             taken[position] = True
-            d = _sq_dists(rows, rows_sq, rows[position : position + 1], rows_sq[position : position + 1])
+            d = _sq_dists(
+                rows, rows_sq, rows[position : position + 1], rows_sq[position : position + 1]
+            )
             np.minimum(min_sq, d[:, 0], out=min_sq)
             position = None
     return candidates[np.asarray(chosen, dtype=np.int64)]

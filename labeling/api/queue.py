@@ -164,6 +164,7 @@ class RoundOutputSerializer(serializers.ModelSerializer):
 
 class RoundListApi(generics.ListAPIView):
     serializer_class = RoundOutputSerializer
+    queryset = Round.objects.none()  # the schema's model; get_queryset() answers requests
 
     def get_queryset(self):
         project = project_get_for_user(user=self.request.user, slug=self.kwargs["slug"])

@@ -65,6 +65,7 @@ class ImageFilter(django_filters.FilterSet):
 class ProjectImageListApi(generics.ListAPIView):
     serializer_class = s.ImageOutputSerializer
     filterset_class = ImageFilter
+    queryset = Image.objects.none()  # the schema's model; get_queryset() answers requests
 
     def get_queryset(self):
         project = project_get_for_user(user=self.request.user, slug=self.kwargs["slug"])
@@ -121,6 +122,7 @@ class JobDetailApi(APIView):
 class ProjectJobListApi(generics.ListAPIView):
     serializer_class = s.JobOutputSerializer
     filterset_fields = ["kind", "status"]
+    queryset = Job.objects.none()  # the schema's model; get_queryset() answers requests
 
     def get_queryset(self):
         project = project_get_for_user(user=self.request.user, slug=self.kwargs["slug"])

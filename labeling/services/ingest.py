@@ -30,7 +30,7 @@ from labeling.errors import ApplicationError
 from labeling.models import Category, Image, ImportIssue, Job, Project
 from labeling.services import media
 from labeling.services.sources import ImportSource, RefusedFile, SourceFile
-from ml.hashing import HashIndex, from_signed64, to_signed64
+from ml.hashing import HashIndex, from_signed64, hamming, to_signed64
 from ml.ingest import Analysis, analyse
 from ml.quality import REASONS, QualityConfig
 
@@ -148,6 +148,10 @@ def _import_batch(
         ).values_list("sha256", "pk")
     )
 
+    hashed = [r[1].phash for r in results if isinstance(r, tuple) and not r[1].reason]
+    stored_near = iter(state.index.nearest_many(hashed))
+    batch_hashes: list[tuple[int, Image]] = []
+
     accepted: list[Image] = []
     others: list[Image] = []
     issues: list[ImportIssue] = []
@@ -166,6 +170,8 @@ def _import_batch(
             continue
         data, result = read
         image = _image_row(project, entry, result, source, job, categories)
+        if not result.reason:
+            near = _nearest(next(stored_near), result.phash, batch_hashes, state.index.radius)
         if result.reason:
             image.status, image.reason, image.detail = Image.Status.REJECTED, result.reason, result.detail[:500]
             others.append(image)
@@ -174,7 +180,7 @@ def _import_batch(
             _point_at(image, existing.get(result.sha256) or state.new_shas[result.sha256], 0)
             image.detail = f"{entry.name}: same bytes as an image already in the project"
             others.append(image)
-        elif (near := state.index.nearest(result.phash)) is not None:
+        elif near is not None:
             image.status, image.reason = Image.Status.DUPLICATE, "near_duplicate"
             _point_at(image, near[0], near[1])
             image.detail = f"{entry.name}: pHash within {near[1]} bits of an image already in the project"
@@ -191,10 +197,13 @@ def _import_batch(
                 (image.blurred, result.blurred_jpeg),
                 (image.sketch, result.sketch_jpeg),
             ]
-            state.index.add(result.phash, image)
+            batch_hashes.append((result.phash, image))
             state.new_shas[result.sha256] = image
             accepted.append(image)
         outcomes[image.reason or "accepted"] += 1
+
+    if batch_hashes:
+        state.index.add_many([h for h, _ in batch_hashes], [image for _, image in batch_hashes])
 
     written: list[str] = []
     try:
@@ -213,6 +222,17 @@ def _import_batch(
         raise
     summary.counts.update(outcomes)
     return len(batch)
+
+
+def _nearest(stored: tuple | None, phash: int, batch: list[tuple[int, Image]], radius: int) -> tuple | None:
+    """The closest earlier image within ``radius``: from the index (images of earlier
+    batches and imports) or accepted earlier in this batch; on a tie, the earlier one."""
+    best = stored
+    for other_hash, other in batch:
+        distance = hamming(phash, other_hash)
+        if distance <= radius and (best is None or distance < best[1]):
+            best = (other, distance)
+    return best
 
 
 def _image_row(

@@ -3,9 +3,12 @@
 ``queue_next`` leases a moderator the highest-priority item of the project's open rounds
 that they have not had before and that still has room: fewer than ``overlap`` finished
 labels plus live leases. On PostgreSQL the candidate row is taken with ``SELECT ... FOR
-UPDATE SKIP LOCKED``, so moderators asking at once get different rows without waiting;
-on SQLite every write transaction takes the database's write lock first
-(``transaction_mode = IMMEDIATE``), which serialises hand-outs.
+UPDATE SKIP LOCKED``, so moderators asking at once get different rows without waiting,
+and its leases are counted again under the row lock, since the candidate query may not
+see a lease committed while it ran; on SQLite every write transaction takes the
+database's write lock first (``transaction_mode = IMMEDIATE``), which serialises
+hand-outs. An item's leases are only created, completed or renewed while its row is
+locked, so the recount holds until the new lease commits.
 
 Annotations are append-only. A submission carries a client key, so a retried POST returns
 the first answer instead of adding a second; undo appends a retraction that supersedes
@@ -18,6 +21,7 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -65,12 +69,18 @@ def queue_next(*, user, project: Project) -> Lease | None:
 
 
 def _take_candidate(*, user, project: Project, now) -> QueueItem | None:
+    rounds = list(
+        Round.objects.filter(project=project, status=Round.Status.OPEN).order_by("number")
+        .values_list("pk", flat=True)
+    )
+    if not rounds:
+        return None
     live_leases = (
         Assignment.objects.filter(item=OuterRef("pk"), completed__isnull=True, expires__gt=now)
         .order_by().values("item").annotate(n=Count("pk")).values("n")
     )
     candidates = (
-        _open_items(project)
+        QueueItem.objects.filter(done=False)
         .exclude(Exists(Assignment.objects.filter(item=OuterRef("pk"), user=user)))
         .exclude(image__model_label__isnull=False)
         .annotate(leased=Coalesce(Subquery(live_leases), Value(0)))
@@ -78,10 +88,35 @@ def _take_candidate(*, user, project: Project, now) -> QueueItem | None:
         .select_for_update(skip_locked=True, of=("self",))
     )
     if project.gold_rate and random.random() < project.gold_rate:
-        gold = candidates.filter(is_gold=True).order_by("?").first()
+        gold = _lock_first_with_room(
+            candidates.filter(round__in=rounds, is_gold=True).order_by("?"), user=user, project=project, now=now
+        )
         if gold is not None:
             return gold
-    return candidates.filter(is_gold=False).order_by("round__number", "-priority", "pk").first()
+    # One query per open round, in round order, so that each walks the round's open-items
+    # index in priority order and stops at the first free row.
+    for round_id in rounds:
+        item = _lock_first_with_room(
+            candidates.filter(round=round_id, is_gold=False).order_by("-priority", "pk"),
+            user=user, project=project, now=now,
+        )
+        if item is not None:
+            return item
+    return None
+
+
+def _lock_first_with_room(candidates, *, user, project: Project, now) -> QueueItem | None:
+    """Lock the first of ``candidates`` that, counted again under its row lock, has room for ``user``."""
+    passed: list[int] = []
+    while (item := candidates.exclude(pk__in=passed).first()) is not None:
+        leases = Assignment.objects.filter(item=item).aggregate(
+            live=Count("pk", filter=Q(completed__isnull=True, expires__gt=now)),
+            mine=Count("pk", filter=Q(user=user)),
+        )
+        if not leases["mine"] and item.labels_count + leases["live"] < project.overlap:
+            return item
+        passed.append(item.pk)
+    return None
 
 
 def annotation_submit(
@@ -116,6 +151,11 @@ def annotation_submit(
             )
             if item is None:
                 raise NotFound(f"Queue item {item_id} not found.")
+            # A retry that waited for the item's lock behind its first attempt finds the
+            # first answer here, instead of "already answered".
+            existing = _by_client_key(user, client_key)
+            if existing is not None:
+                return existing, False
             project = item.round.project
             assignment = Assignment.objects.filter(item=item, user=user).first()
             if assignment is None:
@@ -205,16 +245,47 @@ def _after_label(item: QueueItem) -> None:
 
 
 def queue_progress(*, user, project: Project) -> dict:
-    """Counts for the labeling page: the open rounds' progress and the user's own work."""
-    items = QueueItem.objects.filter(round__project=project, round__status=Round.Status.OPEN)
-    totals = items.aggregate(total=Count("pk"), done=Count("pk", filter=Q(done=True)))
+    """Counts for the labeling page: the open rounds' progress and the user's own work.
+
+    It is part of every lease, so each count reads an index rather than the round: a
+    round's size is cached (its items are written with it, in one transaction), and
+    its finished items are counted from whichever side, done or not, is smaller.
+    """
+    rounds = list(
+        Round.objects.filter(project=project, status=Round.Status.OPEN).order_by("number")
+        .values_list("pk", "number", "created")
+    )
+    total = sum(_round_size(pk, created) for pk, _, created in rounds)
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    mine = Annotation.objects.filter(user=user, image__project=project, kind=Annotation.Kind.LABEL)
-    current = Round.objects.filter(project=project, status=Round.Status.OPEN).order_by("number").first()
+    mine = Annotation.objects.filter(user=user, image__project=project, kind=Annotation.Kind.LABEL).aggregate(
+        labels=Count("pk"), today=Count("pk", filter=Q(created__gte=today))
+    )
     return {
-        "round": current.number if current else None,
-        "round_items": totals["total"],
-        "round_done": totals["done"],
-        "my_labels": mine.count(),
-        "my_labels_today": mine.filter(created__gte=today).count(),
+        "round": rounds[0][1] if rounds else None,
+        "round_items": total,
+        "round_done": _done_count([pk for pk, _, _ in rounds], total),
+        "my_labels": mine["labels"],
+        "my_labels_today": mine["today"],
     }
+
+
+ROUND_SIZE_SECONDS = 600
+
+
+def _round_size(round_id: int, created) -> int:
+    """Items of a round. The key carries the round's creation time, so a reused id is a new key."""
+    key = f"veil:round-size:{round_id}:{created.timestamp()}"
+    return cache.get_or_set(key, lambda: QueueItem.objects.filter(round=round_id).count(), ROUND_SIZE_SECONDS)
+
+
+def _done_count(round_ids: list[int], total: int) -> int:
+    """Finished items of the rounds, counted on the smaller side of the done/open split."""
+    if not round_ids:
+        return 0
+    items = QueueItem.objects.filter(round__in=round_ids)
+    key = "veil:rounds-mostly-done:" + ",".join(map(str, round_ids))
+    mostly_done = cache.get(key, False)
+    done = total - items.filter(done=False).count() if mostly_done else items.filter(done=True).count()
+    if mostly_done != (2 * done > total):
+        cache.set(key, 2 * done > total, ROUND_SIZE_SECONDS)
+    return done

@@ -75,12 +75,9 @@ def reveal_finish(*, user, reveal_id: int, duration_ms: int) -> Reveal:
     """Record how long a reveal lasted (the moderator released the reveal key)."""
     if not 0 <= duration_ms <= 24 * 3600 * 1000:
         raise ApplicationError("duration_ms must be between 0 and a day.", extra={"field": "duration_ms"})
-    reveal = Reveal.objects.filter(pk=reveal_id, user=user).first()
-    if reveal is None:
+    if not Reveal.objects.filter(pk=reveal_id, user=user).update(duration_ms=duration_ms):
         raise NotFound(f"Reveal {reveal_id} not found.")
-    reveal.duration_ms = duration_ms
-    reveal.save(update_fields=["duration_ms"])
-    return reveal
+    return Reveal.objects.get(pk=reveal_id)
 
 
 def reveal_budget_set(*, actor, project, user, budget: int | None) -> Membership:
@@ -100,11 +97,22 @@ def reveal_budget_set(*, actor, project, user, budget: int | None) -> Membership
 
 
 def wellbeing_status(*, user, project) -> dict:
-    """Budget, the current streak of labeling and whether a break is due."""
+    """Budget, the current streak of work and whether a break is due.
+
+    The streak is the run of answers and reveals without a pause longer than
+    ``STREAK_GAP``; a break is due once it lasts ``break_after_minutes`` or holds
+    ``break_after_sensitive_reveals`` sensitive reveals.
+    """
     now = timezone.now()
-    times = list(
-        Annotation.objects.filter(user=user, image__project=project, created__gte=now - timedelta(hours=12))
-        .order_by("-created").values_list("created", flat=True)[:2000]
+    since = now - timedelta(hours=12)
+    times = sorted(
+        [
+            *Annotation.objects.filter(user=user, image__project=project, created__gte=since)
+            .order_by("-created").values_list("created", flat=True)[:2000],
+            *Reveal.objects.filter(user=user, image__project=project, created__gte=since)
+            .order_by("-created").values_list("created", flat=True)[:2000],
+        ],
+        reverse=True,
     )
     streak_start = now
     previous = now

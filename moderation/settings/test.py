@@ -4,6 +4,8 @@ The suite runs twice in CI: with the embedded defaults and with ``DATABASE_URL``
 ``CELERY_BROKER_URL`` pointing at the PostgreSQL and Redis servers.
 """
 
+import os
+
 from .base import *  # noqa: F403
 from .base import CELERY_BROKER_URL, DATABASES, VAR_DIR, env, filesystem_broker_options
 
@@ -15,8 +17,8 @@ VEIL_IMPORT_WORKERS = 2
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not ":memory:", so that a real worker process started by an integration
-    # test sees the same test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-veil.sqlite3")}
+    # test sees the same test database; one per test run, so runs side by side don't clash.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-veil-{os.getpid()}.sqlite3")}
 
 if CELERY_BROKER_URL.startswith("filesystem"):
     # Apart from the broker folder of a demo running from the same checkout.

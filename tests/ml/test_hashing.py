@@ -105,8 +105,12 @@ def brute_force(stored: list[int], query: int, radius: int) -> list[tuple[int, i
     return sorted(((k, d) for k, d in hits if d <= radius), key=lambda hit: (hit[1], hit[0]))
 
 
-@pytest.mark.parametrize("radius", [0, 3, 8, 12])
-def test_index_matches_brute_force(radius):
+def planted_case(radius: int) -> tuple[list[int], list[int]]:
+    """Random stored hashes and queries, with neighbours planted at exactly r and r + 1.
+
+    Queries: hashes at r and r + 1 bits from a stored one, fresh random hashes, and
+    stored hashes themselves (found through every chunk).
+    """
     rng = random.Random(radius)
     stored = random_hashes(rng, 3000)
     planted = []
@@ -114,7 +118,14 @@ def test_index_matches_brute_force(radius):
         planted += [flip_bits(rng, source, radius), flip_bits(rng, source, radius + 1)]
     stored += planted[: len(planted) // 2]
     queries = planted[len(planted) // 2 :] + random_hashes(rng, 50) + rng.sample(stored, 50)
+    return stored, queries
 
+
+def three_indexes(stored: list[int], radius: int) -> tuple[HashIndex, HashIndex, HashIndex]:
+    """``stored`` (keys 0, 1, ...) filed in bulk, one by one, and mixed.
+
+    The mixed index ends with entries added one by one and not yet tabled.
+    """
     bulk = HashIndex(radius=radius)
     bulk.add_many(stored, list(range(len(stored))))
     incremental = HashIndex(radius=radius)
@@ -126,6 +137,13 @@ def test_index_matches_brute_force(radius):
         mixed.add(h, key)
         if key % 700 == 0:
             mixed.query(h)
+    return bulk, incremental, mixed
+
+
+@pytest.mark.parametrize("radius", [0, 3, 8, 12])
+def test_index_matches_brute_force(radius):
+    stored, queries = planted_case(radius)
+    bulk, incremental, mixed = three_indexes(stored, radius)
 
     for query in queries:
         expected = brute_force(stored, query, radius)
@@ -134,6 +152,86 @@ def test_index_matches_brute_force(radius):
             assert index.nearest(query) == (expected[0] if expected else None)
     assert any(brute_force(stored, q, radius) for q in queries)
     assert len(bulk) == len(incremental) == len(mixed) == len(stored)
+
+
+@pytest.mark.parametrize("radius", [0, 3, 8, 12])
+def test_query_many_and_nearest_many_equal_query_and_nearest(radius):
+    stored, queries = planted_case(radius)
+    expected = [brute_force(stored, q, radius) for q in queries]
+    # Batched look-ups first: the one-by-one index is tabled by query_many itself.
+    for index in three_indexes(stored, radius):
+        batched = index.query_many(queries)
+        nearest = index.nearest_many(np.array(queries, dtype=np.uint64))
+        assert batched == [index.query(q) for q in queries] == expected
+        assert nearest == [index.nearest(q) for q in queries]
+    assert any(hits and hits[-1][1] == radius for hits in expected)
+
+
+def test_query_many_sees_entries_added_since_the_last_rebuild():
+    rng = random.Random(5)
+    stored = random_hashes(rng, 5000)
+    index = HashIndex(radius=8)
+    index.add_many(stored, list(range(len(stored))))
+    base = rng.getrandbits(64)
+    queries = [base, stored[17], rng.getrandbits(64)]
+    index.add(flip_bits(rng, base, 8), "pending-at-radius")
+    index.add(flip_bits(rng, base, 9), "pending-beyond")
+    index.add(base, "pending-exact")
+    index.add(stored[17], "pending-copy")
+
+    hits = index.query_many(queries)
+    assert hits == [index.query(q) for q in queries]
+    assert hits[0][:2] == [("pending-exact", 0), ("pending-at-radius", 8)]
+    assert "pending-beyond" not in [key for key, _ in hits[0]]
+    assert hits[1][:2] == [(17, 0), ("pending-copy", 0)]
+    assert index.nearest_many(queries)[:2] == [("pending-exact", 0), (17, 0)]
+
+    index.add_many(random_hashes(rng, 5000), list(range(5000, 10000)))  # tables them all
+    assert index.query_many(queries) == [index.query(q) for q in queries]
+    assert index.query_many(queries)[0][:2] == [("pending-exact", 0), ("pending-at-radius", 8)]
+
+
+def test_query_many_reads_buckets_longer_than_a_table_block():
+    rng = random.Random(11)
+    base = rng.getrandbits(64)
+    # Near copies of one hash share most chunks: buckets of hundreds of entries, and
+    # the same hash several times (ties go to the earlier entry).
+    stored = [flip_bits(rng, base, rng.randint(0, 12)) for _ in range(3000)]
+    stored += random_hashes(rng, 3000)
+    queries = [flip_bits(rng, base, rng.randint(0, 4)) for _ in range(40)] + stored[-10:]
+    index = HashIndex(radius=8)
+    index.add_many(stored, list(range(len(stored))))
+
+    batched = index.query_many(queries)
+    assert batched == [brute_force(stored, q, 8) for q in queries]
+    assert sum(map(len, batched)) > 10 * len(queries)
+
+
+def test_query_many_splits_large_batches(monkeypatch):
+    stored, queries = planted_case(3)
+    index = HashIndex(radius=3)
+    index.add_many(stored, list(range(len(stored))))
+    many = queries * 10  # more than the 1024 queries of an internal block
+    expected = [index.query(q) for q in many]
+    assert index.query_many(many) == expected
+    monkeypatch.setattr(HashIndex, "_BLOCK_WORK", 1)  # one query per block
+    assert index.query_many(many[:300]) == expected[:300]
+
+
+def test_query_many_on_an_empty_index_and_for_an_empty_batch():
+    empty = HashIndex()
+    assert empty.query_many([1, 2**64 - 1]) == [[], []]
+    assert empty.nearest_many(np.array([5], dtype=np.uint64)) == [None]
+    assert empty.query_many([]) == []
+    assert empty.nearest_many([]) == []
+
+    untabled = HashIndex(radius=3)
+    untabled.add_many([0b1, 0b11, 2**64 - 1], ["a", "b", "c"])
+    assert untabled.query_many([]) == []
+    assert untabled.query_many(np.zeros(0, dtype=np.uint64)) == []
+    assert untabled.nearest_many([]) == []
+    assert untabled.query_many([0, 0xF << 60]) == [[("a", 1), ("b", 2)], []]
+    assert untabled.nearest_many([0, 0xF << 60]) == [("a", 1), None]
 
 
 def test_index_finds_hashes_at_exactly_the_radius_and_not_beyond():
@@ -159,6 +257,8 @@ def test_nearest_prefers_smaller_distance_then_earlier_insertion():
         "three-bits",
     ]
     assert HashIndex().nearest(0) is None
+    assert index.nearest_many([0, 0b111]) == [("first-one-bit", 1), ("three-bits", 0)]
+    assert index.query_many([0]) == [index.query(0)]
 
 
 def test_add_many_reads_int64_arrays_as_stored_bigints():
@@ -167,6 +267,7 @@ def test_add_many_reads_int64_arrays_as_stored_bigints():
     index = HashIndex(radius=0)
     index.add_many(signed, ["a", "b", "c"])
     assert [index.nearest(h) for h in hashes] == [("a", 0), ("b", 0), ("c", 0)]
+    assert index.nearest_many(signed) == [("a", 0), ("b", 0), ("c", 0)]
 
 
 def test_index_rejects_bad_input():
@@ -175,6 +276,10 @@ def test_index_rejects_bad_input():
         index.add(2**64, "too-big")
     with pytest.raises(ValueError):
         index.query(-1)
+    with pytest.raises(ValueError):
+        index.query_many([1, -1])
+    with pytest.raises(ValueError):
+        index.nearest_many([2**64])
     with pytest.raises(ValueError):
         index.add_many([1, 2], ["only-one-key"])
     with pytest.raises(ValueError):

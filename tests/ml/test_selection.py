@@ -25,7 +25,7 @@ from ml.selection import (
 
 @pytest.fixture(scope="module", autouse=True)
 def single_threaded_blas() -> Iterator[None]:
-    """Tiny products: OpenBLAS threads waiting for a busy core only slow them down."""
+    """Tiny products: thread pools waiting for a busy core only slow them down."""
     with threadpool_limits(limits=1):
         yield
 
@@ -44,7 +44,10 @@ def blobs(
     rng = np.random.default_rng(seed)
     centres = unit_rows(rng.standard_normal((len(sizes), dim)))
     X = np.concatenate(
-        [c + spread * rng.standard_normal((size, dim)) for c, size in zip(centres, sizes, strict=True)]
+        [
+            c + spread * rng.standard_normal((size, dim))
+            for c, size in zip(centres, sizes, strict=True)
+        ]
     )
     blob = np.repeat(np.arange(len(sizes)), sizes)
     order = rng.permutation(blob.size)
@@ -119,7 +122,20 @@ def test_same_seed_same_result(strategy, data):
 @pytest.mark.parametrize("strategy", ["random", "balance"])
 def test_another_seed_draws_differently(strategy, data):
     X, proba = data
-    assert not np.array_equal(run(strategy, X, proba, 12), run(strategy, X, proba, 12, random_state=1))
+    assert not np.array_equal(
+        run(strategy, X, proba, 12), run(strategy, X, proba, 12, random_state=1)
+    )
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_read_only_and_memory_mapped_inputs_are_left_alone(strategy, data, tmp_path):
+    X, proba = data
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    frozen = proba.copy()
+    frozen.setflags(write=False)
+    chosen = run(strategy, mapped, frozen, 10, labeled=[1, 2])
+    assert np.array_equal(chosen, run(strategy, X, proba, 10, labeled=[1, 2]))
 
 
 def test_dispatcher_rejects_unknown_strategy_by_name(data):
@@ -130,7 +146,12 @@ def test_dispatcher_rejects_unknown_strategy_by_name(data):
 
 @pytest.mark.parametrize(
     ("strategy", "missing"),
-    [("diversity", "`X`"), ("typicality", "`X`"), ("uncertainty", "`proba`"), ("combined", "`proba`")],
+    [
+        ("diversity", "`X`"),
+        ("typicality", "`X`"),
+        ("uncertainty", "`proba`"),
+        ("combined", "`proba`"),
+    ],
 )
 def test_dispatcher_names_the_missing_input(strategy, missing, data):
     X, _ = data
@@ -157,6 +178,7 @@ def test_dispatcher_passes_strategy_parameters_through(data):
         (lambda X, p: kcenter_greedy(X, 3, candidates=[[1, 2]]), "`candidates`"),
         (lambda X, p: kcenter_greedy_exact(X, 3, labeled=[0.5]), "`labeled`"),
         (lambda X, p: typicality(X, 3, exclude=[-1]), "`exclude`"),
+        (lambda X, p: typicality(X, 3, n_neighbors=0), "`n_neighbors`"),
         (lambda X, p: uncertainty(p[:, :1], 3), "`proba`"),
         (lambda X, p: uncertainty(p[0], 3), "`proba`"),
         (lambda X, p: uncertainty(2 * p, 3), "`proba`"),
@@ -186,7 +208,9 @@ def test_non_finite_embeddings_are_rejected(data):
 def test_random_selection_draws_uniformly_outside_exclude():
     exclude = np.arange(0, 100, 2)
     counts = np.bincount(
-        np.concatenate([random_selection(100, 10, exclude=exclude, random_state=s) for s in range(400)]),
+        np.concatenate(
+            [random_selection(100, 10, exclude=exclude, random_state=s) for s in range(400)]
+        ),
         minlength=100,
     )
     assert counts[exclude].sum() == 0
@@ -214,7 +238,9 @@ def test_greedy_radius_is_within_twice_the_best_possible_on_tiny_sets(kcenter):
     for seed in range(5):
         X = unit_rows(np.random.default_rng(seed).standard_normal((9, 3)))
         for budget in (2, 3, 4):
-            best = min(min_dists(X, np.array(c)).max() for c in itertools.combinations(range(9), budget))
+            best = min(
+                min_dists(X, np.array(c)).max() for c in itertools.combinations(range(9), budget)
+            )
             radius = min_dists(X, kcenter(X, budget)).max()
             assert best <= radius + 1e-6 and radius <= 2 * best + 1e-6
 
@@ -233,7 +259,9 @@ def test_labeled_rows_seed_the_cover(data):
     X, _ = data
     labeled = np.arange(0, X.shape[0], 3)
     first = kcenter_greedy(X, 1, labeled=labeled)[0]
-    assert first == np.argmax(np.where(np.isin(np.arange(X.shape[0]), labeled), -1, min_dists(X, labeled)))
+    assert first == np.argmax(
+        np.where(np.isin(np.arange(X.shape[0]), labeled), -1, min_dists(X, labeled))
+    )
 
 
 def test_candidates_limit_both_the_choices_and_the_rows_covered(data):
@@ -241,7 +269,9 @@ def test_candidates_limit_both_the_choices_and_the_rows_covered(data):
     candidates = np.arange(50, 120)
     chosen = kcenter_greedy(X, 10, candidates=candidates, labeled=[55, 150])
     assert np.isin(chosen, candidates).all() and 55 not in chosen
-    assert np.array_equal(chosen, kcenter_greedy_exact(X, 10, candidates=candidates, labeled=[55, 150]))
+    assert np.array_equal(
+        chosen, kcenter_greedy_exact(X, 10, candidates=candidates, labeled=[55, 150])
+    )
 
 
 @pytest.mark.parametrize(
@@ -286,6 +316,12 @@ def test_typicality_takes_one_dense_row_per_blob_and_never_the_outliers():
         assert spread[mates == row][0] <= np.quantile(spread, 0.1)
 
 
+def test_typicality_with_fewer_clusters_than_picks_spreads_them_evenly():
+    X, blob = blobs([50, 40, 30], dim=8, spread=0.2, seed=6)
+    chosen = typicality(X, 6, max_clusters=3)
+    assert np.bincount(blob[chosen]).tolist() == [2, 2, 2]
+
+
 def test_typicality_fills_blobs_without_labels_first():
     X, blob = blobs([50, 40, 30, 25], dim=8, spread=0.2, seed=6)
     labeled = np.flatnonzero(blob == 0)[:3]
@@ -307,7 +343,8 @@ def test_uncertainty_methods_follow_their_scores(data):
         uncertainty(proba, 15, method="entropy"), np.argsort(-entropy, kind="stable")[:15]
     )
     assert np.array_equal(
-        uncertainty(proba, 15, method="least_confidence"), np.argsort(confidence, kind="stable")[:15]
+        uncertainty(proba, 15, method="least_confidence"),
+        np.argsort(confidence, kind="stable")[:15],
     )
 
 

@@ -1,0 +1,86 @@
+"""Final labels: what Veil holds to be each image's label, and where it came from.
+
+An admin's adjudication wins; else the human consensus (majority of the moderators'
+current labels; ties go to the category earlier in the taxonomy); else the head's
+auto-accept label; else the import's folder pre-label. Labels retracted by an undo
+never count.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from labeling.models import Adjudication, Annotation, Category, Image, Project
+
+
+class LabelSource:
+    ADJUDICATED = "adjudicated"
+    CONSENSUS = "consensus"
+    MODEL = "model"
+    IMPORT = "import"
+    ALL = (ADJUDICATED, CONSENSUS, MODEL, IMPORT)
+
+
+@dataclass(frozen=True)
+class FinalLabel:
+    category: Category
+    source: str
+    agreement: float | None
+    annotators: int
+    votes: dict[str, int]
+
+
+def current_votes(image_ids: Iterable[int]) -> dict[int, dict[int, int]]:
+    """``{image_id: {user_id: category_id}}``: each moderator's current label."""
+    rows = Annotation.objects.filter(image_id__in=list(image_ids)).values_list(
+        "pk", "image_id", "user_id", "kind", "category_id", "supersedes_id"
+    ).order_by("pk")
+    rows = list(rows)
+    retracted = {sup for _, _, _, kind, _, sup in rows if kind == Annotation.Kind.RETRACT}
+    votes: dict[int, dict[int, int]] = {}
+    for pk, image_id, user_id, kind, category_id, _ in rows:
+        if kind == Annotation.Kind.LABEL and pk not in retracted:
+            votes.setdefault(image_id, {})[user_id] = category_id
+    return votes
+
+
+def final_labels(*, project: Project, images: Iterable[Image]) -> dict[int, FinalLabel]:
+    images = list(images)
+    ids = [image.pk for image in images]
+    categories = {c.pk: c for c in project.categories.all()}
+    order = {pk: c.order for pk, c in categories.items()}
+    votes = current_votes(ids)
+    adjudicated: dict[int, int] = {}
+    for image_id, category_id in (
+        Adjudication.objects.filter(image_id__in=ids).order_by("image_id", "created", "pk")
+        .values_list("image_id", "category_id")
+    ):
+        adjudicated[image_id] = category_id
+    result: dict[int, FinalLabel] = {}
+    for image in images:
+        counter = Counter(votes.get(image.pk, {}).values())
+        n = sum(counter.values())
+        named = {categories[c].key: k for c, k in counter.items()}
+        agreement = None
+        majority = None
+        if n:
+            majority = max(counter, key=lambda c: (counter[c], -order[c]))
+            agreement = counter[majority] / n
+        if image.pk in adjudicated:
+            chosen, source = adjudicated[image.pk], LabelSource.ADJUDICATED
+        elif majority is not None:
+            chosen, source = majority, LabelSource.CONSENSUS
+        elif image.model_label_id:
+            chosen, source = image.model_label_id, LabelSource.MODEL
+        elif image.source_label_id:
+            chosen, source = image.source_label_id, LabelSource.IMPORT
+        else:
+            continue
+        result[image.pk] = FinalLabel(categories[chosen], source, agreement, n, named)
+    return result
+
+
+def labeled_images(*, project: Project):
+    return Image.objects.filter(project=project, status=Image.Status.ACCEPTED).order_by("pk")
