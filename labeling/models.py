@@ -405,6 +405,9 @@ class Reveal(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     sensitive = models.BooleanField(default=True, help_text="Counted against the daily budget.")
 
+    class Meta:
+        indexes = [models.Index(fields=["user", "created"], name="reveal_user_created_idx")]
+
     def __str__(self) -> str:
         return f"reveal of image {self.image_id} by user {self.user_id}"
 

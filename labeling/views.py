@@ -13,7 +13,7 @@ from labeling.models import Image, Job, Membership
 from labeling.selectors.images import class_balance, image_get_for_user, import_summary
 from labeling.selectors.projects import project_get_for_user, project_role, projects_for_user
 from labeling.services.ingest import import_job_submit
-from labeling.services.media import media_open
+from labeling.services.media import media_open, sketch_ensure
 from labeling.services.wellbeing import reveal_record
 
 REVEALING = ("original", "thumbnail")
@@ -80,6 +80,8 @@ def image_file(request, image_id: int, variant: str):
     }.get(variant)
     if not name:
         raise Http404("No such image file.")
+    if variant == "sketch":
+        sketch_ensure(thumbnail=image.thumbnail, sketch=image.sketch)
     reveal = None
     if variant in REVEALING:
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ml.derivatives import blurred, encode_jpeg, sketch, thumbnail
+from ml.derivatives import blurred, encode_jpeg, thumbnail
 from ml.hashing import phash64, sha256_hex
 from ml.quality import Decoded, QualityConfig, decode_image, quality_score
 
@@ -22,7 +22,7 @@ class Analysis:
     ``ml.quality.REASONS``; ``detail`` explains it to a human. ``format``, ``width`` and
     ``height`` (pixels, EXIF orientation applied) are set whenever the file decoded, also
     for ``low_resolution`` and ``blank`` rejections. ``quality_score``, ``phash`` and the
-    JPEG derivatives (thumbnail, blurred preview, sketch) are set for accepted files only.
+    two JPEG derivatives (thumbnail, blurred preview) are set for accepted files only.
     """
 
     name: str
@@ -37,7 +37,6 @@ class Analysis:
     phash: int | None
     thumbnail_jpeg: bytes | None
     blurred_jpeg: bytes | None
-    sketch_jpeg: bytes | None = None
 
 
 def analyse(
@@ -84,7 +83,6 @@ def analyse(
         phash=phash64(grey),
         thumbnail_jpeg=thumb_jpeg,
         blurred_jpeg=encode_jpeg(blurred(thumb, radius=blur_radius)),
-        sketch_jpeg=encode_jpeg(sketch(thumb), quality=80),
     )
 
 

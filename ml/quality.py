@@ -78,6 +78,12 @@ class QualityConfig:
                 f"quality config formats must be a list of names, got {self.formats!r}"
             )
         object.__setattr__(self, "formats", tuple(str(f).upper() for f in self.formats))
+        Image.init()
+        unknown = [f for f in self.formats if f not in Image.OPEN]
+        if unknown or not self.formats:
+            raise ValueError(
+                f"quality config formats must be Pillow format names; unknown: {unknown or '(none given)'}"
+            )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> QualityConfig:

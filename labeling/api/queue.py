@@ -15,6 +15,8 @@ from labeling.models import Annotation, Round
 from labeling.selectors.projects import project_get_for_user
 from labeling.services import queue, rounds, training, wellbeing
 
+MAX_DAILY_REVEALS = 100_000
+
 
 class LeaseOutputSerializer(serializers.Serializer):
     item_id = serializers.IntegerField()
@@ -26,6 +28,7 @@ class LeaseOutputSerializer(serializers.Serializer):
     blurred_url = serializers.CharField()
     sketch_url = serializers.CharField()
     original_url = serializers.CharField()
+    next_blurred_url = serializers.CharField(allow_null=True, help_text="The likely next item's blurred preview.")
     width = serializers.IntegerField()
     height = serializers.IntegerField()
     progress = serializers.DictField()
@@ -34,6 +37,7 @@ class LeaseOutputSerializer(serializers.Serializer):
 
 def lease_data(lease: queue.Lease, *, user, project) -> dict:
     image = lease.item.image
+    upcoming = queue.queue_peek(user=user, project=project, exclude_item_id=lease.item.pk)
     return {
         "item_id": lease.item.pk,
         "image_id": image.pk,
@@ -44,6 +48,7 @@ def lease_data(lease: queue.Lease, *, user, project) -> dict:
         "blurred_url": reverse("image-file", args=[image.pk, "blurred"]),
         "sketch_url": reverse("image-file", args=[image.pk, "sketch"]),
         "original_url": reverse("image-file", args=[image.pk, "original"]),
+        "next_blurred_url": reverse("image-file", args=[upcoming.image_id, "blurred"]) if upcoming else None,
         "width": image.width,
         "height": image.height,
         "progress": queue.queue_progress(user=user, project=project),
@@ -76,7 +81,7 @@ class SubmitInputSerializer(serializers.Serializer):
 
 
 class AnnotationOutputSerializer(serializers.ModelSerializer):
-    category = serializers.SlugRelatedField(slug_field="key", read_only=True)
+    category = serializers.SlugRelatedField(slug_field="key", read_only=True, allow_null=True)
     user = serializers.SlugRelatedField(slug_field="username", read_only=True)
     round = serializers.IntegerField(source="round.number", allow_null=True, read_only=True)
 
@@ -137,8 +142,8 @@ class RevealFinishApi(APIView):
 
 
 class RevealBudgetInputSerializer(serializers.Serializer):
-    username = serializers.CharField()
-    budget = serializers.IntegerField(min_value=0, allow_null=True)
+    username = serializers.CharField(max_length=150)
+    budget = serializers.IntegerField(min_value=0, max_value=MAX_DAILY_REVEALS, allow_null=True)
 
 
 class RevealBudgetApi(APIView):
@@ -149,7 +154,8 @@ class RevealBudgetApi(APIView):
         data.is_valid(raise_exception=True)
         user = get_user_model().objects.filter(username=data.validated_data["username"]).first()
         if user is None:
-            raise NotFound(f"No user {data.validated_data['username']!r}.")
+            # The same answer as for a user who is not a member, so the site's user names do not leak.
+            raise NotFound(f"{data.validated_data['username']} is not a member of {project.slug}.")
         wellbeing.reveal_budget_set(actor=request.user, project=project, user=user, budget=data.validated_data["budget"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -190,9 +196,9 @@ class RetrainApi(APIView):
 
 class PretrainInputSerializer(serializers.Serializer):
     config = serializers.ChoiceField(choices=training.CONFIGS, default="tiny")
-    minutes = serializers.FloatField(min_value=0.1, required=False)
-    epochs = serializers.IntegerField(min_value=1, required=False)
-    steps = serializers.IntegerField(min_value=1, required=False)
+    minutes = serializers.FloatField(min_value=0.1, max_value=24 * 60, required=False)
+    epochs = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
+    steps = serializers.IntegerField(min_value=1, max_value=100_000_000, required=False)
 
 
 class PretrainApi(APIView):

@@ -3,12 +3,16 @@ items, exports; plus the read-only resources (annotations, model versions, categ
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import django_filters
+from django import forms
 from django.db import transaction
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,14 +32,52 @@ from labeling.services import adjudication, exports
 from labeling.services.projects import categories_set
 
 DIRECT_EXPORT_LIMIT = 5000
+MAX_REPORT_ROWS = 1_000_000
+
+
+def _report_format(request) -> str:
+    fmt = request.query_params.get("format") or "json"
+    if fmt not in ("json", "csv"):
+        raise ApplicationError(f"format must be json or csv, not {_shown(fmt)}.", extra={"field": "format"})
+    return fmt
 
 
 def _csv_or_json(request, rows: list[dict], filename: str):
-    if request.query_params.get("format") == "csv":
+    if _report_format(request) == "csv":
         response = HttpResponse(reports.rows_to_csv(rows), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
         return response
     return Response(rows)
+
+
+class DisagreementRowSerializer(serializers.Serializer):
+    image_id = serializers.IntegerField()
+    annotators = serializers.IntegerField()
+    agreement = serializers.FloatField()
+    entropy = serializers.FloatField()
+    majority = serializers.CharField()
+    votes = serializers.DictField(child=serializers.IntegerField())
+    adjudicated = serializers.CharField(allow_null=True)
+
+
+class ModelDisagreementRowSerializer(serializers.Serializer):
+    image_id = serializers.IntegerField()
+    given = serializers.CharField()
+    predicted = serializers.CharField()
+    confidence = serializers.FloatField()
+    margin = serializers.FloatField()
+    adjudicated = serializers.CharField(allow_null=True)
+
+
+def _rows_or_csv(rows: type[serializers.Serializer]) -> dict:
+    return {(200, "application/json"): rows(many=True), (200, "text/csv"): OpenApiTypes.STR}
+
+
+REPORT_PARAMETERS = [
+    OpenApiParameter("format", str, enum=["json", "csv"]),
+    OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": MAX_REPORT_ROWS},
+                     description="At most this many rows."),
+]
 
 
 class AgreementReportApi(APIView):
@@ -46,24 +88,23 @@ class AgreementReportApi(APIView):
 
 
 class DisagreementsApi(APIView):
-    @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=["json", "csv"]), OpenApiParameter("limit", int)],
-        responses=OpenApiTypes.OBJECT,
-    )
+    @extend_schema(parameters=REPORT_PARAMETERS, responses=_rows_or_csv(DisagreementRowSerializer))
     def get(self, request, slug: str):
         project = project_get_for_user(user=request.user, slug=slug, admin=True)
+        _report_format(request)
         rows = reports.annotator_disagreements(project=project, limit=_limit(request))
         return _csv_or_json(request, rows, f"{slug}-disagreements")
 
 
 class ModelDisagreementsApi(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=["json", "csv"]), OpenApiParameter("limit", int),
-                    OpenApiParameter("threshold", float)],
-        responses=OpenApiTypes.OBJECT,
+        parameters=[*REPORT_PARAMETERS,
+                    OpenApiParameter("threshold", {"type": "number", "minimum": 0, "maximum": 1})],
+        responses=_rows_or_csv(ModelDisagreementRowSerializer),
     )
     def get(self, request, slug: str):
         project = project_get_for_user(user=request.user, slug=slug, admin=True)
+        _report_format(request)
         threshold = _float(request.query_params.get("threshold", "0"), "threshold", 0.0, 1.0)
         rows = reports.model_disagreements(project=project, limit=_limit(request), threshold=threshold)
         return _csv_or_json(request, rows, f"{slug}-model-disagreements")
@@ -76,9 +117,10 @@ def _limit(request) -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise ApplicationError(f"limit must be a whole number, not {raw!r}.", extra={"field": "limit"}) from None
-    if value < 1:
-        raise ApplicationError("limit must be at least 1.", extra={"field": "limit"})
+        raise ApplicationError(f"limit must be a whole number, not {_shown(raw)}.",
+                               extra={"field": "limit"}) from None
+    if not 1 <= value <= MAX_REPORT_ROWS:
+        raise ApplicationError(f"limit must be between 1 and {MAX_REPORT_ROWS}.", extra={"field": "limit"})
     return value
 
 
@@ -86,10 +128,15 @@ def _float(raw: str, name: str, low: float, high: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ApplicationError(f"{name} must be a number, not {raw!r}.", extra={"field": name}) from None
+        raise ApplicationError(f"{name} must be a number, not {_shown(raw)}.", extra={"field": name}) from None
     if not low <= value <= high:
         raise ApplicationError(f"{name} must be between {low} and {high}.", extra={"field": name})
     return value
+
+
+def _shown(raw: str, width: int = 40) -> str:
+    """``raw`` quoted for a message, cut short when long."""
+    return repr(raw) if len(raw) <= width else repr(raw[:width]) + "..."
 
 
 class AdjudicationInputSerializer(serializers.Serializer):
@@ -110,6 +157,7 @@ class AdjudicationApi(APIView):
     @extend_schema(responses=AdjudicationOutputSerializer(many=True))
     def get(self, request, image_id: int):
         image = image_get_for_user(user=request.user, image_id=image_id)
+        project_get_for_user(user=request.user, slug=image.project.slug, admin=True)
         history = Adjudication.objects.filter(image=image).order_by("created", "pk")
         return Response(AdjudicationOutputSerializer(history, many=True).data)
 
@@ -143,7 +191,7 @@ class ExportInputSerializer(serializers.Serializer):
     categories = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
     sources = serializers.ListField(child=serializers.CharField(max_length=20), required=False)
     min_agreement = serializers.FloatField(min_value=0.0, max_value=1.0, required=False, allow_null=True)
-    round = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    round = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False, allow_null=True)
     split = serializers.ChoiceField(choices=["pool", "eval"], required=False, allow_null=True)
     date_from = serializers.DateTimeField(required=False, allow_null=True)
     date_to = serializers.DateTimeField(required=False, allow_null=True)
@@ -170,7 +218,11 @@ class ExportJobApi(APIView):
 class ExportStreamApi(APIView):
     """Stream a small export (JSONL, CSV or Label Studio JSON) straight into the response."""
 
-    @extend_schema(parameters=[ExportInputSerializer], responses={(200, "application/x-ndjson"): OpenApiTypes.STR})
+    @extend_schema(parameters=[ExportInputSerializer], responses={
+        (200, exports.CONTENT_TYPES["jsonl"]): OpenApiTypes.STR,
+        (200, exports.CONTENT_TYPES["csv"]): OpenApiTypes.STR,
+        (200, exports.CONTENT_TYPES["labelstudio"]): OpenApiTypes.ANY,
+    })
     def get(self, request, slug: str):
         project = project_get_for_user(user=request.user, slug=slug, admin=True)
         params = {k: (request.query_params.getlist(k) if k in ("categories", "sources") else v)
@@ -203,7 +255,10 @@ class ExportStreamApi(APIView):
 
 
 class ExportDownloadApi(APIView):
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(responses={
+        (200, content_type): OpenApiTypes.ANY if content_type == "application/json" else OpenApiTypes.BINARY
+        for content_type in sorted(set(exports.CONTENT_TYPES.values()))
+    })
     def get(self, request, job_id: int):
         job = Job.objects.select_related("project").filter(pk=job_id, kind=Job.Kind.EXPORT).first()
         if job is None or project_role(user=request.user, project=job.project) != "admin":
@@ -219,12 +274,35 @@ class ExportDownloadApi(APIView):
         return response
 
 
+class _IsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 date-time, in UTC. Python accepts offsets PostgreSQL refuses (over 15:59)
+    and dates that leave the calendar once converted: both are answered here."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is not None and timezone.is_aware(value):
+            try:
+                value = value.astimezone(UTC)
+            except OverflowError:
+                raise forms.ValidationError("Date-time out of range.", code="invalid") from None
+        return value
+
+
+class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = _IsoDateTimeField
+
+
+class WholeNumberFilter(django_filters.Filter):
+    field_class = forms.IntegerField
+
+
 class AnnotationFilter(django_filters.FilterSet):
     user = django_filters.CharFilter(field_name="user__username")
-    round = django_filters.NumberFilter(field_name="round__number")
+    image = WholeNumberFilter(field_name="image_id")
+    round = WholeNumberFilter(field_name="round__number")
     category = django_filters.CharFilter(field_name="category__key")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="lte")
+    created_after = IsoDateTimeFilter(field_name="created", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created", lookup_expr="lte")
 
     class Meta:
         model = Annotation
@@ -252,9 +330,28 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         fields = ["id", "kind", "backbone", "config", "metrics", "loss_curve", "is_active", "created"]
 
 
+@extend_schema_field({"type": "string", "enum": ["true", "false"]})
+class TrueFalseFilter(django_filters.ChoiceFilter):
+    """``true`` or ``false``; anything else is refused rather than ignored."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, choices=[("true", "true"), ("false", "false")], **kwargs)
+
+    def filter(self, qs, value):
+        return qs if value in (None, "") else super().filter(qs, value == "true")
+
+
+class ModelVersionFilter(django_filters.FilterSet):
+    is_active = TrueFalseFilter()
+
+    class Meta:
+        model = ModelVersion
+        fields = ["kind", "is_active"]
+
+
 class ModelVersionListApi(generics.ListAPIView):
     serializer_class = ModelVersionSerializer
-    filterset_fields = ["kind", "is_active"]
+    filterset_class = ModelVersionFilter
     queryset = ModelVersion.objects.none()  # the schema's model; get_queryset() answers requests
 
     def get_queryset(self):

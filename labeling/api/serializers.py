@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from labeling.models import Category, Image, Job, Project
+from labeling.services.uploads import upload_problem
 
 
 class CategorySerializer(serializers.ModelSerializer):
@@ -60,7 +61,7 @@ class ImageMetadataSerializer(serializers.Serializer):
 
 
 class ImageOutputSerializer(serializers.ModelSerializer):
-    source_label = serializers.SlugRelatedField(slug_field="key", read_only=True)
+    source_label = serializers.SlugRelatedField(slug_field="key", read_only=True, allow_null=True)
     metadata = serializers.SerializerMethodField()
 
     class Meta:
@@ -91,9 +92,24 @@ class JobOutputSerializer(serializers.ModelSerializer):
 
 
 class UploadInputSerializer(serializers.Serializer):
+    """Images or zip archives. ``context["formats"]``: the project's image formats.
+
+    What is wrong with the upload as a whole is refused here, naming the file: an empty
+    file, a file that is neither an image nor a zip archive, an unreadable archive, an
+    archive entry whose path leaves the archive. What is wrong with a picture (too
+    small, corrupt, blank...) is the import's business: it becomes a rejected image row.
+    """
+
     files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False)
     source = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     labels_from_folders = serializers.BooleanField(required=False, default=False)
+
+    def validate_files(self, files):
+        formats = self.context.get("formats") or ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+        problems = [problem for upload in files if (problem := upload_problem(upload, formats))]
+        if problems:
+            raise serializers.ValidationError(problems)
+        return files
 
 
 class ClassBalanceRowSerializer(serializers.Serializer):

@@ -23,6 +23,7 @@ from labeling.selectors.images import (
 from labeling.selectors.projects import project_get_for_user, project_role, projects_for_user
 from labeling.services.ingest import import_job_submit
 from labeling.services.projects import membership_set, project_create
+from ml.quality import QualityConfig
 
 
 class ProjectListApi(generics.ListAPIView):
@@ -75,16 +76,24 @@ class ProjectImageListApi(generics.ListAPIView):
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         project = project_get_for_user(user=request.user, slug=kwargs["slug"])
-        consensus = consensus_labels(project=project, image_ids=[i.pk for i in page])
+        consensus = _consensus_for(request.user, project, [i.pk for i in page])
         data = s.ImageOutputSerializer(page, many=True, context={"consensus": consensus}).data
         return self.get_paginated_response(data)
+
+
+def _consensus_for(user, project, image_ids: list[int]) -> dict:
+    """Consensus labels for admins. Moderators label independently: they see the
+    import's pre-label, never what other moderators answered (as in the annotations list)."""
+    if project_role(user=user, project=project) != "admin":
+        return {}
+    return consensus_labels(project=project, image_ids=image_ids)
 
 
 class ImageDetailApi(APIView):
     @extend_schema(responses=s.ImageOutputSerializer)
     def get(self, request, image_id: int):
         image = image_get_for_user(user=request.user, image_id=image_id)
-        consensus = consensus_labels(project=image.project, image_ids=[image.pk])
+        consensus = _consensus_for(request.user, image.project, [image.pk])
         return Response(s.ImageOutputSerializer(image, context={"consensus": consensus}).data)
 
 
@@ -100,7 +109,7 @@ class ImageUploadApi(APIView):
             "files": request.FILES.getlist("files"),
             "source": request.data.get("source", ""),
             "labels_from_folders": request.data.get("labels_from_folders", False),
-        })
+        }, context={"formats": QualityConfig.from_dict(project.quality).formats})
         data.is_valid(raise_exception=True)
         job = import_job_submit(
             project=project, user=request.user, uploads=data.validated_data["files"],

@@ -75,8 +75,14 @@ class ExportFilters:
                 extra={"field": "sources"},
             )
         agreement = data.get("min_agreement")
-        if agreement is not None and not 0.0 <= float(agreement) <= 1.0:
-            raise ApplicationError("min_agreement must be between 0 and 1.", extra={"field": "min_agreement"})
+        if agreement is not None:
+            try:
+                agreement = float(agreement)
+            except (TypeError, ValueError):
+                raise ApplicationError(f"min_agreement must be a number, not {str(agreement)[:40]!r}.",
+                                       extra={"field": "min_agreement"}) from None
+            if not 0.0 <= agreement <= 1.0:
+                raise ApplicationError("min_agreement must be between 0 and 1.", extra={"field": "min_agreement"})
         split = data.get("split") or None
         if split not in (None, *Image.Split.values):
             raise ApplicationError(f"Unknown split {split!r}.", extra={"field": "split"})

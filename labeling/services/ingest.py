@@ -19,7 +19,7 @@ import tempfile
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from labeling.errors import ApplicationError
 from labeling.models import Category, Image, ImportIssue, Job, Project
 from labeling.services import media
 from labeling.services.sources import ImportSource, RefusedFile, SourceFile
+from labeling.services.uploads import upload_problem
 from ml.hashing import HashIndex, from_signed64, hamming, to_signed64
 from ml.ingest import Analysis, analyse
 from ml.quality import REASONS, QualityConfig
@@ -77,21 +78,34 @@ def images_import(
 
 
 def _import_sources(project, sources, pool, config, state, categories, source, job, summary, progress) -> None:
+    """Analyse batch k+1 in the pool while batch k's rows and files are written."""
     summary.total = sum(len(entries) for entries in sources)
-    batch: list[SourceFile | RefusedFile] = []
     done = 0
+    pending = None
+    for batch in _batches(sources):
+        readable = [e for e in batch if isinstance(e, SourceFile)]
+        futures = [pool.submit(_read_and_analyse, e, config, project.blur_radius) for e in readable]
+        if pending is not None:
+            done += _import_batch(project, *pending, state, categories, source, job, summary)
+            if progress:
+                progress(done, summary.total, summary.as_dict())
+        pending = (batch, futures)
+    if pending is not None:
+        done += _import_batch(project, *pending, state, categories, source, job, summary)
+    if progress:
+        progress(done, summary.total, summary.as_dict())
+
+
+def _batches(sources: Sequence[ImportSource]) -> Iterable[list[SourceFile | RefusedFile]]:
+    batch: list[SourceFile | RefusedFile] = []
     for entries in sources:
         for entry in entries:
             batch.append(entry)
             if len(batch) >= BATCH_SIZE:
-                done += _import_batch(project, batch, pool, config, state, categories, source, job, summary)
+                yield batch
                 batch = []
-                if progress:
-                    progress(done, summary.total, summary.as_dict())
     if batch:
-        done += _import_batch(project, batch, pool, config, state, categories, source, job, summary)
-    if progress:
-        progress(done, summary.total, summary.as_dict())
+        yield batch
 
 
 @dataclass
@@ -130,16 +144,14 @@ def _read_and_analyse(
 def _import_batch(
     project: Project,
     batch: Sequence[SourceFile | RefusedFile],
-    pool: ThreadPoolExecutor,
-    config: QualityConfig,
+    futures: Sequence[Future],
     state: _DuplicateState,
     categories: dict[str, Category],
     source: str,
     job: Job,
     summary: ImportSummary,
 ) -> int:
-    readable = [e for e in batch if isinstance(e, SourceFile)]
-    results = list(pool.map(lambda e: _read_and_analyse(e, config, project.blur_radius), readable))
+    results = [future.result() for future in futures]
     existing = dict(
         Image.objects.filter(
             project=project,
@@ -191,12 +203,11 @@ def _import_batch(
             image.thumbnail = media.thumbnail_name(result.sha256)
             image.blurred = media.blurred_name(result.sha256, project.blur_radius)
             image.sketch = media.sketch_name(result.sha256)
-            files += [
-                (image.original, data),
-                (image.thumbnail, result.thumbnail_jpeg),
-                (image.blurred, result.blurred_jpeg),
-                (image.sketch, result.sketch_jpeg),
-            ]
+            if result.thumbnail_jpeg is data:
+                image.thumbnail = image.original
+            files += [(image.original, data), (image.blurred, result.blurred_jpeg)]
+            if image.thumbnail != image.original:
+                files.append((image.thumbnail, result.thumbnail_jpeg))
             batch_hashes.append((result.phash, image))
             state.new_shas[result.sha256] = image
             accepted.append(image)
@@ -286,6 +297,10 @@ def import_job_create(
 
     if not paths and not uploads:
         raise ApplicationError("Nothing to import: give at least one file.", code="no_files", extra={"field": "files"})
+    formats = QualityConfig.from_dict(project.quality).formats
+    problems = [problem for upload in uploads if (problem := upload_problem(upload, formats))]
+    if problems:
+        raise ApplicationError(" ".join(problems), code="bad_upload", extra={"field": "files"})
     with transaction.atomic():
         job = job_create(
             project=project, kind=Job.Kind.IMPORT, user=user,

@@ -50,3 +50,22 @@ def media_delete(names: list[str]) -> None:
 
 def media_open(name: str):
     return default_storage.open(name, "rb")
+
+
+def sketch_ensure(*, thumbnail: str, sketch: str) -> None:
+    """Draw and store the sketch of an image from its thumbnail, the first time it is asked for.
+
+    Sketches are made on demand rather than at import: most images are decided on the
+    blurred preview, and drawing one costs more than decoding the file.
+    """
+    if default_storage.exists(sketch):
+        return
+    from PIL import Image as PILImage
+
+    from ml.derivatives import encode_jpeg
+    from ml.derivatives import sketch as draw
+
+    with default_storage.open(thumbnail, "rb") as handle:
+        picture = PILImage.open(handle)
+        picture.load()
+    media_write(sketch, encode_jpeg(draw(picture), quality=80))

@@ -64,7 +64,6 @@ def queue_next(*, user, project: Project) -> Lease | None:
         assignment = Assignment.objects.create(
             item=item, user=user, expires=now + timedelta(minutes=project.lease_minutes)
         )
-    item = QueueItem.objects.select_related("image", "round").get(pk=item.pk)
     return Lease(item, assignment, resumed=False)
 
 
@@ -83,16 +82,17 @@ def _take_candidate(*, user, project: Project, now) -> QueueItem | None:
         QueueItem.objects.filter(done=False)
         .exclude(Exists(Assignment.objects.filter(item=OuterRef("pk"), user=user)))
         .exclude(image__model_label__isnull=False)
-        .annotate(leased=Coalesce(Subquery(live_leases), Value(0)))
-        .filter(labels_count__lt=project.overlap - F("leased"))
+        .select_related("image", "round")
         .select_for_update(skip_locked=True, of=("self",))
     )
     if project.gold_rate and random.random() < project.gold_rate:
-        gold = _lock_first_with_room(
-            candidates.filter(round__in=rounds, is_gold=True).order_by("?"), user=user, project=project, now=now
-        )
+        # Gold items go to every moderator once, whatever the overlap: they measure people.
+        gold = candidates.filter(round__in=rounds, is_gold=True).order_by("?").first()
         if gold is not None:
             return gold
+    candidates = candidates.annotate(leased=Coalesce(Subquery(live_leases), Value(0))).filter(
+        labels_count__lt=project.overlap - F("leased")
+    )
     # One query per open round, in round order, so that each walks the round's open-items
     # index in priority order and stops at the first free row.
     for round_id in rounds:
@@ -117,6 +117,28 @@ def _lock_first_with_room(candidates, *, user, project: Project, now) -> QueueIt
             return item
         passed.append(item.pk)
     return None
+
+
+def queue_peek(*, user, project: Project, exclude_item_id: int) -> QueueItem | None:
+    """A guess at the user's next item, to preload its blurred preview: no lock, no lease.
+
+    Their other live lease if they hold one, else the first open non-gold item of the
+    earliest open round that they have not had. A wrong guess costs one small download.
+    """
+    now = timezone.now()
+    held = (
+        Assignment.objects.filter(user=user, item__round__project=project, item__round__status=Round.Status.OPEN,
+                                  completed__isnull=True, expires__gt=now)
+        .exclude(item_id=exclude_item_id).select_related("item__image").order_by("leased").first()
+    )
+    if held is not None:
+        return held.item
+    return (
+        _open_items(project).filter(is_gold=False).exclude(pk=exclude_item_id)
+        .exclude(Exists(Assignment.objects.filter(item=OuterRef("pk"), user=user)))
+        .exclude(image__model_label__isnull=False)
+        .select_related("image").order_by("round__number", "-priority", "pk").first()
+    )
 
 
 def annotation_submit(
@@ -171,7 +193,7 @@ def annotation_submit(
             if kind != Annotation.Kind.FLAG:
                 if assignment.completed is not None:
                     raise Conflict("You already answered this item; undo first to change it.", code="already_answered")
-                if kind == Annotation.Kind.LABEL and item.labels_count >= project.overlap:
+                if kind == Annotation.Kind.LABEL and not item.is_gold and item.labels_count >= project.overlap:
                     raise Conflict("This item already has all its labels.", code="overlap_reached")
             annotation = Annotation.objects.create(
                 image=item.image, user=user, round=item.round, kind=kind, category=category,
@@ -183,7 +205,7 @@ def annotation_submit(
                 assignment.save(update_fields=["completed"])
             if kind == Annotation.Kind.LABEL:
                 item.labels_count += 1
-                item.done = item.labels_count >= project.overlap
+                item.done = not item.is_gold and item.labels_count >= project.overlap
                 item.save(update_fields=["labels_count", "done"])
                 _after_label(item)
     except IntegrityError:
@@ -219,7 +241,7 @@ def annotation_undo(*, user, project: Project, client_key: str) -> Annotation | 
         if item is not None:
             if last.kind == Annotation.Kind.LABEL and item.labels_count:
                 item.labels_count -= 1
-                item.done = item.labels_count >= project.overlap
+                item.done = not item.is_gold and item.labels_count >= project.overlap
                 item.save(update_fields=["labels_count", "done"])
             Assignment.objects.filter(item=item, user=user).update(
                 completed=None, expires=timezone.now() + timedelta(minutes=project.lease_minutes)
@@ -237,7 +259,7 @@ def _after_label(item: QueueItem) -> None:
     """When the label completed the round, queue the retraining chain after commit."""
     if not item.done:
         return
-    if _open_items(item.round.project).filter(round=item.round).exists():
+    if _open_items(item.round.project).filter(round=item.round, is_gold=False).exists():
         return
     from labeling.services.rounds import round_complete
 
@@ -273,7 +295,12 @@ ROUND_SIZE_SECONDS = 600
 
 
 def _round_size(round_id: int, created) -> int:
-    """Items of a round. The key carries the round's creation time, so a reused id is a new key."""
+    """Items of a round, counted once per ``ROUND_SIZE_SECONDS``.
+
+    A round's items are written with it, in one transaction, and leave only with their
+    image, so the count holds unless an image of an open round is deleted. The key
+    carries the round's creation time, so an id handed out again after a rollback is a new key.
+    """
     key = f"veil:round-size:{round_id}:{created.timestamp()}"
     return cache.get_or_set(key, lambda: QueueItem.objects.filter(round=round_id).count(), ROUND_SIZE_SECONDS)
 

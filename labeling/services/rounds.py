@@ -309,10 +309,13 @@ def _select(project: Project, candidates: np.ndarray, *, budget: int, strategy: 
 
 
 def _fill(round_: Round, chosen: np.ndarray, *, eval_ids: np.ndarray, seed: int) -> None:
-    """Queue the round's items: selected ones by rank, evaluation items spread among them."""
+    """Queue the round's items: selected ones by rank, evaluation items spread among them,
+    and the project's gold items, which the queue mixes in at the project's gold rate."""
     rng = np.random.default_rng(seed)
     n = len(chosen)
     items = [QueueItem(round=round_, image_id=int(pk), priority=float(n - rank)) for rank, pk in enumerate(chosen)]
+    gold = Image.objects.filter(project=round_.project, is_gold=True).exclude(pk__in=[int(pk) for pk in chosen])
+    items += [QueueItem(round=round_, image_id=pk, is_gold=True) for pk in gold.values_list("pk", flat=True)]
     items += [
         QueueItem(round=round_, image_id=int(pk), priority=float(rng.uniform(0, max(n, 1))), is_eval=True)
         for pk in eval_ids

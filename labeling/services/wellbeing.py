@@ -17,6 +17,7 @@ from labeling.errors import ApplicationError, Forbidden, NotFound
 from labeling.models import Annotation, Image, Membership, Prediction, Reveal
 
 STREAK_GAP = timedelta(minutes=10)
+MAX_REVEAL_BUDGET = 100_000
 
 
 class RevealBudgetExhausted(ApplicationError):
@@ -86,8 +87,8 @@ def reveal_budget_set(*, actor, project, user, budget: int | None) -> Membership
 
     if project_role(user=actor, project=project) != Membership.Role.ADMIN:
         raise Forbidden("Only admins of the project may change reveal budgets.", code="admin_only")
-    if budget is not None and budget < 0:
-        raise ApplicationError("budget must be zero or more.", extra={"field": "budget"})
+    if budget is not None and not 0 <= budget <= MAX_REVEAL_BUDGET:
+        raise ApplicationError(f"budget must be between 0 and {MAX_REVEAL_BUDGET}.", extra={"field": "budget"})
     membership = Membership.objects.filter(project=project, user=user).first()
     if membership is None:
         raise NotFound(f"{user} is not a member of {project.slug}.")

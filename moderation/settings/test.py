@@ -15,7 +15,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 VEIL_IMPORT_WORKERS = 2
 
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    # One test database per run, so runs side by side on one server don't clash.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
+else:
     # A file, not ":memory:", so that a real worker process started by an integration
     # test sees the same test database; one per test run, so runs side by side don't clash.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-veil-{os.getpid()}.sqlite3")}

@@ -62,17 +62,22 @@ EVERYONE = frozenset(ROLES)
 NOBODY: frozenset[str] = frozenset()
 ADMINS = frozenset({"admin"})
 
-INCOMING = {
-    "violence/v1.jpg": f.jpeg_bytes(1),
-    "violence/v2.jpg": f.jpeg_bytes(2),
-    "violence/v3.jpg": f.jpeg_bytes(3),
-    "drugs/d1.jpg": f.jpeg_bytes(4),
-    "drugs/d2.png": f.encode(f.photo(5), "PNG"),
-    "neutral/n1.jpg": f.jpeg_bytes(6),
-    "neutral/n2.jpg": f.jpeg_bytes(7),
-    "unsorted.jpg": f.jpeg_bytes(8),
-    "broken.jpg": f.truncated_jpeg(9),
-}
+
+
+def incoming() -> dict[str, bytes]:
+    """The files imported into the world: pre-labeled by folder, one without a folder, one broken."""
+    return {
+        "violence/v1.jpg": f.jpeg_bytes(1),
+        "violence/v2.jpg": f.jpeg_bytes(2),
+        "violence/v3.jpg": f.jpeg_bytes(3),
+        "drugs/d1.jpg": f.jpeg_bytes(4),
+        "drugs/d2.png": f.encode(f.photo(5), "PNG"),
+        "neutral/n1.jpg": f.jpeg_bytes(6),
+        "neutral/n2.jpg": f.jpeg_bytes(7),
+        "unsorted.jpg": f.jpeg_bytes(8),
+        "broken.jpg": f.truncated_jpeg(9),
+    }
+
 VARIANTS = ("blurred", "sketch", "original", "thumbnail")
 
 
@@ -109,7 +114,7 @@ def build_world(*, project, admin_user, moderator, outsider, folder: Path) -> Wo
     elsewhere = project_create(slug="elsewhere", name="Elsewhere")
     membership_set(project=elsewhere, user=outsider, role=Membership.Role.MODERATOR)
 
-    for name, data in INCOMING.items():
+    for name, data in incoming().items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -121,7 +126,8 @@ def build_world(*, project, admin_user, moderator, outsider, folder: Path) -> Wo
                                 config={"image_size": 64})
 
     labeled = queue_next(user=moderator, project=project)
-    annotation_submit(user=moderator, item_id=labeled.item.pk, client_key="world-label", category_key="violence")
+    # No folder pre-labels "weapons", so this answer is told apart from the import's pre-label.
+    annotation_submit(user=moderator, item_id=labeled.item.pk, client_key="world-label", category_key="weapons")
     items = {
         "moderator": queue_next(user=moderator, project=project).item.pk,
         "admin": queue_next(user=admin_user, project=project).item.pk,
@@ -273,7 +279,7 @@ EXPECTED: dict[str, list[Row]] = {
     # Export files answer 404 to moderators too: an export id says nothing to them.
     "api-export-download": [Row("GET", (DENIED, 404, 404, 200), allowed=ADMINS)],
     "api-adjudications": [
-        api_read(),
+        api_admin("GET", 200),
         api_admin("POST", 201, data={"category": "drugs", "reason": "a syringe is visible"}),
     ],
     "api-gold": [api_admin("POST", 204, data={"category": "violence"})],
@@ -463,6 +469,24 @@ def test_access_matrix(world, role):
     assert not problems, "\n".join(problems)
 
 
+def test_moderators_never_see_what_other_moderators_answered(world, make_user):
+    """Labels are independent: a moderator sees an image's pre-label, never its
+    consensus (admins see both), nor others' annotations or the admins' decisions."""
+    second = make_user("second")
+    membership_set(project=world.project, user=second, role=Membership.Role.MODERATOR)
+    image_url = reverse("api-image", args=[world.image.pk])
+    list_url = reverse("api-project-images", args=[world.project.slug])
+    pre_label = world.image.source_label.key if world.image.source_label else None
+    admin, peer = client_for(world, "admin"), Client()
+    peer.force_login(second)
+    assert admin.get(image_url).json()["metadata"]["category"] == "weapons"
+    assert peer.get(image_url).json()["metadata"]["category"] == pre_label
+    listed = {row["id"]: row for row in peer.get(list_url).json()["results"]}
+    assert listed[world.image.pk]["metadata"]["category"] == pre_label
+    assert peer.get(reverse("api-annotations", args=[world.project.slug])).json()["count"] == 0
+    assert peer.get(reverse("api-adjudications", args=[world.image.pk])).status_code == 403
+
+
 # --- image files -------------------------------------------------------------------------------
 
 
@@ -516,13 +540,16 @@ def stored_files() -> list[str]:
 
 
 def test_stored_media_have_no_public_url(world):
+    admin, anonymous = client_for(world, "admin"), Client()
+    for variant in VARIANTS:  # sketches are drawn on first request
+        assert admin.get(reverse("image-file", args=[world.image.pk, variant])).status_code == 200
     names = stored_files()
-    kinds = {name.split("/", 1)[0] for name in names}
-    assert {"originals", "thumbnails", "blurred", "sketches", "exports"} <= kinds, kinds
+    image = world.image
+    expected = {image.original, image.thumbnail, image.blurred, image.sketch, world.export_job.result["file"]}
+    assert expected <= set(names), expected - set(names)
     prefixes = {"/", "/media/", "/" + settings.STATIC_URL.strip("/") + "/"}
     if settings.MEDIA_URL:
         prefixes.add("/" + settings.MEDIA_URL.strip("/") + "/")
-    admin, anonymous = client_for(world, "admin"), Client()
     for name in names:
         assert finders.find(name) is None, f"{name} is found by the static files finders"
         for prefix in prefixes:
@@ -584,7 +611,9 @@ def test_session_writes_need_the_csrf_token(world):
     nothing; with the token it gets the admin's usual answer."""
     problems = []
     index = ROLES.index("admin")
-    for name, row in session_writes():
+    writes = session_writes()
+    assert {"api-queue-submit", "api-project-upload", "project-upload", "logout"} <= {name for name, _ in writes}
+    for name, row in writes:
         params = next(r.params for r in project_routes() if r.name == name)
         url = reverse(name, kwargs=world.url_kwargs(name, params, "admin", row.kwargs))
         with transaction.atomic():
@@ -597,12 +626,14 @@ def test_session_writes_need_the_csrf_token(world):
             token = client.get(reverse("login")).cookies["csrftoken"].value
             accepted = send(client, row, url, world, "admin", HTTP_X_CSRFTOKEN=token)
             transaction.set_rollback(True)
+        where = f"POST {url} ({name})"
         if refused.status_code != 403 or b"CSRF" not in refused.content:
-            problems.append(f"POST {url} ({name}) without the token: {describe(refused)}")
+            problems.append(f"{where} without the token: {describe(refused)}")
         if before != after:
-            problems.append(f"POST {url} ({name}) without the token changed {sorted(k for k in before if before[k] != after[k])}")
+            changed = sorted(k for k in before if before[k] != after[k])
+            problems.append(f"{where} without the token changed {changed}")
         if not matches(row.expect[index], accepted):
-            problems.append(f"POST {url} ({name}) with the token: expected {row.expect[index]}, got {describe(accepted)}")
+            problems.append(f"{where} with the token: expected {row.expect[index]}, got {describe(accepted)}")
     assert not problems, "\n".join(problems)
 
 

@@ -143,6 +143,12 @@ def test_image_files_are_private_and_reveals_recorded(client, project, admin_use
     response = client.get(blurred_url)
     assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
     assert b"".join(response.streaming_content) != f.jpeg_bytes(1)
+    sketch = client.get(reverse("image-file", args=[image.pk, "sketch"]))
+    assert sketch.status_code == 200 and sketch["Content-Type"] == "image/jpeg"
+    from PIL import Image as PILImage
+
+    drawing = PILImage.open(io.BytesIO(b"".join(sketch.streaming_content)))
+    assert drawing.mode == "L" and max(drawing.size) <= 256, "a grey line drawing, made on first request"
     assert not Reveal.objects.exists()
     original = client.get(original_url)
     assert b"".join(original.streaming_content) == f.jpeg_bytes(1)

@@ -61,3 +61,15 @@ def test_project_list_shows_each_projects_own_taxonomy(client, project, admin_us
     client.force_login(admin_user)
     page = client.get(reverse("project-list")).content.decode()
     assert "Hateful memes" in page and "Hat" in page and "Shoes" in page
+
+
+def test_page_upload_refuses_files_it_cannot_import_by_name(client, project, admin_user, media_root):
+    client.force_login(admin_user)
+    response = client.post(reverse("project-upload", args=[project.slug]), {
+        "files": [SimpleUploadedFile("notes.txt", b"just text, no picture here"),
+                  SimpleUploadedFile("x" * 230 + ".jpg", f.jpeg_bytes(1))],
+    }, follow=True)
+    text = response.content.decode()
+    assert "notes.txt is neither an image" in text and "file name is longer" in text
+    assert not Job.objects.exists()
+    assert not any(p.is_file() for p in media_root.rglob("*")), "nothing stored"

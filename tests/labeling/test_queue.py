@@ -148,3 +148,49 @@ def test_completing_a_round_closes_it_and_queues_retraining(api, project, queued
     assert Round.objects.get(number=0).status == "closed"
     job = Job.objects.get(kind="retrain")
     assert job.status == "failed" and "embeddings" in job.error, "no backbone yet: the failure is shown"
+
+
+def test_gold_items_go_to_every_moderator_and_never_hold_up_the_round(api, project, queued, admin_user, moderator,
+                                                                       make_user, monkeypatch):
+    from labeling.services.adjudication import gold_set
+    from labeling.services.projects import membership_set
+    from tests.labeling.factories import ImageFactory
+
+    project.overlap, project.gold_rate = 1, 0.5
+    project.save()
+    monkeypatch.setattr("labeling.services.queue.random.random", lambda: 0.0)  # the gold draw always wins
+    gold_image = ImageFactory(project=project)
+    gold_set(actor=admin_user, image=gold_image, category_key="neutral")
+    gold_item = QueueItem.objects.get(image=gold_image, is_gold=True)
+    users = [moderator]
+    for i in range(2):
+        user = make_user(f"g{i}")
+        membership_set(project=project, user=user, role="moderator")
+        users.append(user)
+    got_gold = set()
+    active = list(users)
+    while active:
+        for user in list(active):
+            client = api(user)
+            lease = next_item(client, project)
+            if lease is None:
+                active.remove(user)
+                continue
+            if lease["item_id"] == gold_item.pk:
+                got_gold.add(user.pk)
+            assert submit(client, lease["item_id"]).status_code == 201
+    assert got_gold == {u.pk for u in users}, "every moderator sees the gold item, beyond the overlap of 1"
+    assert QueueItem.objects.get(pk=gold_item.pk).labels_count == 3
+    assert Round.objects.get(number=0).status == "closed", "the gold item does not keep the round open"
+
+
+def test_each_lease_names_the_next_blurred_preview_to_preload(api, project, queued, moderator):
+    client = api(moderator)
+    lease = next_item(client, project)
+    for _ in range(5):
+        assert lease["next_blurred_url"] and lease["next_blurred_url"].endswith("/blurred/")
+        submit(client, lease["item_id"])
+        following = next_item(client, project)
+        assert following["blurred_url"] == lease["next_blurred_url"]
+        lease = following
+    assert lease["next_blurred_url"] is None, "the last item has nothing after it"

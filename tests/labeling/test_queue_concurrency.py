@@ -62,6 +62,7 @@ class Moderator:
     token: str
     fresh: list[int] = field(default_factory=list)
     answered: dict[str, int] = field(default_factory=dict)
+    progress: list[tuple[dict, int]] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
 
 
@@ -100,6 +101,7 @@ def label_until_empty(base_url: str, slug: str, moderator: Moderator, start: thr
                 return
             if not lease["resumed"]:
                 moderator.fresh.append(lease["item_id"])
+            moderator.progress.append((lease["progress"], len(moderator.answered)))
             path = f"/api/queue/items/{lease['item_id']}/submit/"
             payload = {"client_key": uuid.uuid4().hex, "kind": "label", "category": CATEGORIES[n % len(CATEGORIES)]}
             if race_every and n % race_every == race_every - 1:
@@ -198,6 +200,12 @@ def assert_invariants(project, people: list[Moderator], completed_rounds: list[i
     answered = {(m.username, k): pk for m in people for k, pk in m.answered.items()}
     assert answered == stored, "every accepted answer is stored once, under the id it was answered with"
     assert completed_rounds == [project.pk], "the round completed exactly once"
+
+    for m in people:
+        done_seen = [progress["round_done"] for progress, _ in m.progress]
+        assert done_seen == sorted(done_seen) and done_seen[-1] < items, f"{m.username} saw {done_seen}"
+        assert {progress["round_items"] for progress, _ in m.progress} == {items}
+        assert [progress["my_labels"] for progress, _ in m.progress] == [mine for _, mine in m.progress]
 
 
 @pytest.mark.postgres

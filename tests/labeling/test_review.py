@@ -140,3 +140,19 @@ def test_review_page_adjudicates_and_exports(client, project, admin_user, modera
     assert job.status == "succeeded" and job.result["rows"] == 1
     client.force_login(moderator)
     assert client.get(reverse("project-review", args=[project.slug])).status_code == 302
+
+
+def test_review_forms_name_bad_input_and_change_nothing(client, project, admin_user, reviewed):
+    from labeling.models import Job
+
+    client.force_login(admin_user)
+    image_id = next(iter(reviewed["mislabeled"]))
+    page = client.post(reverse("project-review-export", args=[project.slug]),
+                       {"format": "jsonl", "min_agreement": "abc"}, follow=True).content.decode()
+    assert "min_agreement must be a number" in page and not Job.objects.filter(kind="export").exists()
+    page = client.post(reverse("project-review-adjudicate", args=[project.slug, image_id]),
+                       {"category": "violence\x00", "reason": "x"}, follow=True).content.decode()
+    assert "Unknown category" in page
+    client.post(reverse("project-review-adjudicate", args=[project.slug, image_id]),
+                {"category": "violence", "reason": "fine\x00 print"})
+    assert Adjudication.objects.get().reason == "fine print"

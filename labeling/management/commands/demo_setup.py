@@ -7,9 +7,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from labeling.models import Membership, Project
+from labeling.models import Membership, Project, Round
 from labeling.services.ingest import import_job_create, import_job_run
 from labeling.services.projects import membership_set, project_create
+from labeling.services.rounds import round_start_initial
 
 DEMO_DIR = Path(settings.BASE_DIR) / "demo"
 
@@ -47,8 +48,12 @@ class Command(BaseCommand):
         summary = import_job_run(job_id=job.pk)
         counts = ", ".join(f"{k} {v}" for k, v in summary.as_dict().items() if v)
         self.stdout.write(f"Imported the demo images into project {demo.slug!r}: {counts}.")
+        if not Round.objects.filter(project=demo).exists():
+            round_ = round_start_initial(project=demo)
+            self.stdout.write(f"Round 0 is open with {round_.items.count()} images to label.")
         self.stdout.write("")
         self.stdout.write("Sign in at http://127.0.0.1:8000/ with:")
+        self.stdout.write("(the moderator labels at /projects/demo/label/; the admin steers at /projects/demo/dashboard/)")
         for username, password in credentials.items():
             self.stdout.write(f"  {username:<10} password: {password}")
         self.stdout.write("")
