@@ -176,23 +176,31 @@ def assert_invariants(project, people: list[Moderator], completed_rounds: list[i
         twice = [item for item, n in Counter(m.fresh).items() if n > 1]
         assert not twice, f"{m.username} was handed items {twice} twice"
 
+    gold = set(QueueItem.objects.filter(round__project=project, is_gold=True).values_list("pk", flat=True))
+    gold_images = set(QueueItem.objects.filter(pk__in=gold).values_list("image", flat=True))
     handed = Counter(dict(
         Assignment.objects.filter(item__round__project=project).values("item")
         .annotate(n=Count("pk")).values_list("item", "n")
     ))
-    assert handed and max(handed.values()) <= overlap, f"items handed beyond overlap: {handed.most_common(3)}"
-    assert sum(len(m.fresh) for m in people) == sum(handed.values()) == items * overlap
+    regular = {item: n for item, n in handed.items() if item not in gold}
+    assert regular and max(regular.values()) <= overlap, f"items handed beyond overlap: {Counter(regular).most_common(3)}"
+    assert all(n <= len(people) for item, n in handed.items() if item in gold), "gold: once per moderator"
+    assert sum(len(m.fresh) for m in people) == sum(handed.values())
+    assert sum(regular.values()) == (items - len(gold)) * overlap
 
     labels = Annotation.objects.filter(image__project=project, kind=Annotation.Kind.LABEL)
-    assert labels.count() == items * overlap
     per_image = Counter(labels.values_list("image", flat=True))
-    assert set(per_image.values()) == {overlap}, "every item has exactly `overlap` labels"
+    assert {n for image, n in per_image.items() if image not in gold_images} == {overlap}, \
+        "every regular item has exactly `overlap` labels"
+    assert labels.count() == sum(handed.values())
     per_image_user = Counter(labels.values_list("image", "user"))
     assert max(per_image_user.values()) == 1, "no moderator labeled an item twice"
 
     queue = QueueItem.objects.filter(round__project=project)
     assert queue.count() == items
-    assert set(queue.values_list("labels_count", "done")) == {(overlap, True)}
+    assert set(queue.exclude(pk__in=gold).values_list("labels_count", "done")) == {(overlap, True)}
+    for item in queue.filter(pk__in=gold):
+        assert (item.labels_count, item.done) == (handed.get(item.pk, 0), False), "gold items never complete"
 
     keys = Counter(labels.values_list("user__username", "client_key"))
     assert max(keys.values()) == 1, "a client key recorded twice"
