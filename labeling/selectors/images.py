@@ -57,7 +57,7 @@ def image_metadata(image: Image, *, consensus: Category | None = None) -> dict:
         "category": label.key if label else None,
         "source": image.source,
         "resolution": image.resolution,
-        "file_size": _human_size(image.size_bytes),
+        "file_size": human_size(image.size_bytes),
         "file_size_bytes": image.size_bytes,
         "date_collected": image.date_collected.isoformat() if image.date_collected else None,
         "verified": consensus is not None,
@@ -65,7 +65,7 @@ def image_metadata(image: Image, *, consensus: Category | None = None) -> dict:
     }
 
 
-def _human_size(size: int) -> str:
+def human_size(size: int) -> str:
     if size >= 1024 * 1024:
         return f"{size / (1024 * 1024):.1f}MB"
     return f"{round(size / 1024)}KB"

@@ -32,12 +32,16 @@ class FinalLabel:
     votes: dict[str, int]
 
 
-def current_votes(image_ids: Iterable[int]) -> dict[int, dict[int, int]]:
-    """``{image_id: {user_id: category_id}}``: each moderator's current label."""
-    rows = Annotation.objects.filter(image_id__in=list(image_ids)).values_list(
-        "pk", "image_id", "user_id", "kind", "category_id", "supersedes_id"
-    ).order_by("pk")
-    rows = list(rows)
+def current_votes(image_ids: Iterable[int] | None = None, *, annotations=None) -> dict[int, dict[int, int]]:
+    """``{image_id: {user_id: category_id}}``: each moderator's current label.
+
+    Reads the annotations of ``image_ids``, or the given ``annotations`` queryset.
+    """
+    if annotations is None:
+        annotations = Annotation.objects.filter(image_id__in=list(image_ids))
+    rows = list(
+        annotations.order_by("pk").values_list("pk", "image_id", "user_id", "kind", "category_id", "supersedes_id")
+    )
     retracted = {sup for _, _, _, kind, _, sup in rows if kind == Annotation.Kind.RETRACT}
     votes: dict[int, dict[int, int]] = {}
     for pk, image_id, user_id, kind, category_id, _ in rows:
@@ -46,26 +50,46 @@ def current_votes(image_ids: Iterable[int]) -> dict[int, dict[int, int]]:
     return votes
 
 
-def final_labels(*, project: Project, images: Iterable[Image]) -> dict[int, FinalLabel]:
+@dataclass(frozen=True)
+class LabelInputs:
+    """What decides an image's final label besides its annotations."""
+
+    pk: int
+    model_label_id: int | None
+    source_label_id: int | None
+
+
+def final_labels(*, project: Project, images: Iterable[Image | LabelInputs],
+                 pk_range: tuple[int, int] | None = None) -> dict[int, FinalLabel]:
+    """Final labels of ``images``. With ``pk_range`` (the smallest and largest image id
+    of a contiguous chunk of the project's images), annotations and adjudications are read
+    by id range rather than by a list of ids."""
     images = list(images)
-    ids = [image.pk for image in images]
     categories = {c.pk: c for c in project.categories.all()}
     order = {pk: c.order for pk, c in categories.items()}
-    votes = current_votes(ids)
-    adjudicated: dict[int, int] = {}
-    for image_id, category_id in (
-        Adjudication.objects.filter(image_id__in=ids).order_by("image_id", "created", "pk")
-        .values_list("image_id", "category_id")
-    ):
-        adjudicated[image_id] = category_id
+    if pk_range is not None:
+        low, high = pk_range
+        votes = current_votes(annotations=Annotation.objects.filter(
+            image__project=project, image_id__gte=low, image_id__lte=high))
+        decisions = Adjudication.objects.filter(image__project=project, image_id__gte=low, image_id__lte=high)
+    else:
+        ids = [image.pk for image in images]
+        votes = current_votes(ids)
+        decisions = Adjudication.objects.filter(image_id__in=ids)
+    adjudicated: dict[int, int] = dict(
+        decisions.order_by("image_id", "created", "pk").values_list("image_id", "category_id")
+    )
     result: dict[int, FinalLabel] = {}
     for image in images:
-        counter = Counter(votes.get(image.pk, {}).values())
-        n = sum(counter.values())
-        named = {categories[c].key: k for c, k in counter.items()}
+        image_votes = votes.get(image.pk)
         agreement = None
         majority = None
-        if n:
+        named: dict[str, int] = {}
+        n = 0
+        if image_votes:
+            counter = Counter(image_votes.values())
+            n = len(image_votes)
+            named = {categories[c].key: k for c, k in counter.items()}
             majority = max(counter, key=lambda c: (counter[c], -order[c]))
             agreement = counter[majority] / n
         if image.pk in adjudicated:

@@ -13,10 +13,11 @@ import io
 import json
 import tempfile
 import zipfile
+from collections import namedtuple
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import PurePosixPath
+from itertools import islice
 
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -25,7 +26,7 @@ from django.db.models import QuerySet
 
 from labeling.errors import ApplicationError
 from labeling.models import Image, Job, Project, QueueItem
-from labeling.selectors.images import image_metadata
+from labeling.selectors.images import human_size
 from labeling.selectors.labels import LabelSource, final_labels, labeled_images
 from labeling.services.jobs import (
     failure_recorded,
@@ -129,9 +130,14 @@ def _images(project: Project, filters: ExportFilters) -> QuerySet[Image]:
     return images.order_by("pk")
 
 
+IMAGE_FIELDS = ("pk", "original", "width", "height", "size_bytes", "source", "date_collected", "quality_score",
+                "split", "sha256", "model_label_id", "source_label_id")
+ImageRow = namedtuple("ImageRow", IMAGE_FIELDS)
+
+
 @dataclass
 class ExportRow:
-    image: Image
+    image: ImageRow
     label: str
     source: str
     agreement: float | None
@@ -140,16 +146,30 @@ class ExportRow:
 
     @property
     def file_name(self) -> str:
-        suffix = PurePosixPath(self.image.original).suffix or ".jpg"
-        return f"{self.image.pk}{suffix}"
+        original = self.image.original
+        dot = original.rfind(".")
+        return f"{self.image.pk}{original[dot:] if dot > original.rfind('/') else '.jpg'}"
 
     def record(self) -> dict:
-        meta = image_metadata(self.image)
-        meta.update(category=self.label, verified=self.source in (LabelSource.CONSENSUS, LabelSource.ADJUDICATED))
+        """The seed dataset's metadata record plus the final label, its source and agreement."""
+        image = self.image
         return {
-            **meta, "file_name": self.file_name, "label": self.label, "label_source": self.source,
+            "image_id": image.pk,
+            "category": self.label,
+            "source": image.source,
+            "resolution": f"{image.width}x{image.height}" if image.width and image.height else "",
+            "file_size": human_size(image.size_bytes),
+            "file_size_bytes": image.size_bytes,
+            "date_collected": image.date_collected.isoformat() if image.date_collected else None,
+            "verified": self.source in (LabelSource.CONSENSUS, LabelSource.ADJUDICATED),
+            "quality_score": None if image.quality_score is None else round(image.quality_score, 4),
+            "file_name": self.file_name,
+            "label": self.label,
+            "label_source": self.source,
             "agreement": None if self.agreement is None else round(self.agreement, 4),
-            "annotators": self.annotators, "split": self.image.split, "sha256": self.image.sha256,
+            "annotators": self.annotators,
+            "split": image.split,
+            "sha256": image.sha256,
         }
 
 
@@ -160,17 +180,16 @@ def export_size(*, project: Project, filters: ExportFilters) -> int:
 
 def export_rows(*, project: Project, filters: ExportFilters) -> Iterator[ExportRow]:
     """Labeled images passing ``filters``, in id order, a chunk at a time."""
+    rows = (ImageRow(*values) for values in _images(project, filters).values_list(*IMAGE_FIELDS)
+            .iterator(chunk_size=CHUNK))
+    # Without image filters a chunk is every image in its id range, so its annotations are
+    # read by range; with them, by the list of the chunk's ids.
+    by_range = not (filters.split or filters.round is not None or filters.date_from or filters.date_to)
     last = 0
-    base = _images(project, filters).only(
-        "pk", "original", "width", "height", "size_bytes", "source", "date_collected", "quality_score",
-        "split", "sha256", "model_label_id", "source_label_id",
-    )
-    while True:
-        chunk = list(base.filter(pk__gt=last)[:CHUNK])
-        if not chunk:
-            return
+    while chunk := list(islice(rows, CHUNK)):
+        pk_range = (last + 1, chunk[-1].pk) if by_range else None
+        labels = final_labels(project=project, images=chunk, pk_range=pk_range)
         last = chunk[-1].pk
-        labels = final_labels(project=project, images=chunk)
         for image in chunk:
             final = labels.get(image.pk)
             if final is None:
@@ -215,7 +234,7 @@ def labelstudio_config(project: Project) -> str:
     )
 
 
-def labelstudio_chunks(rows: Iterator[ExportRow], *, image_url: Callable[[Image], str]) -> Iterator[str]:
+def labelstudio_chunks(rows: Iterator[ExportRow], *, image_url: Callable[[ImageRow], str]) -> Iterator[str]:
     """Label Studio tasks with their annotations (one choices result per moderator vote).
 
     The labeling config this matches: ``<View><Image name="image" value="$image"/>
@@ -283,7 +302,7 @@ def export_job_submit(**kwargs) -> Job:
     return job
 
 
-def export_run(*, job_id: int, image_url: Callable[[Image], str] | None = None) -> str | None:
+def export_run(*, job_id: int, image_url: Callable[[ImageRow], str] | None = None) -> str | None:
     """Write an export job's file to storage; returns the stored name."""
     job = Job.objects.select_related("project").filter(pk=job_id, kind=Job.Kind.EXPORT).first()
     if job is None or job.status == Job.Status.SUCCEEDED:
