@@ -133,12 +133,18 @@ def queue_peek(*, user, project: Project, exclude_item_id: int) -> QueueItem | N
     )
     if held is not None:
         return held.item
-    return (
-        _open_items(project).filter(is_gold=False).exclude(pk=exclude_item_id)
-        .exclude(Exists(Assignment.objects.filter(item=OuterRef("pk"), user=user)))
-        .exclude(image__model_label__isnull=False)
-        .select_related("image").order_by("round__number", "-priority", "pk").first()
-    )
+    rounds = Round.objects.filter(project=project, status=Round.Status.OPEN).order_by("number")
+    for round_id in rounds.values_list("pk", flat=True):
+        # Per round, in priority order, so the query walks the round's open-items index.
+        item = (
+            QueueItem.objects.filter(round=round_id, done=False, is_gold=False).exclude(pk=exclude_item_id)
+            .exclude(Exists(Assignment.objects.filter(item=OuterRef("pk"), user=user)))
+            .exclude(image__model_label__isnull=False)
+            .select_related("image").order_by("-priority", "pk").first()
+        )
+        if item is not None:
+            return item
+    return None
 
 
 def annotation_submit(
