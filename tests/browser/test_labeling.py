@@ -227,7 +227,11 @@ def test_a_spent_budget_shows_a_message_and_the_sketch_still_works(page, labelin
     page.keyboard.press("k")
     expect(stage).to_have_attribute("data-mode", "sketch")
     expect(page.locator("#view-sketch")).to_be_visible()
-    assert page.locator("#view-sketch").evaluate("img => img.complete && img.naturalWidth > 0")
+    # The first request for a sketch draws it on the server; wait until it has arrived.
+    page.wait_for_function(
+        "() => { const img = document.querySelector('#view-sketch'); return img.complete && img.naturalWidth > 0; }",
+        timeout=15_000,
+    )
 
 
 def test_the_break_reminder_comes_after_sensitive_reveals_and_holds_the_keys_until_dismissed(page, labeling):
