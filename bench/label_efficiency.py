@@ -15,6 +15,10 @@ test images, then draws learning curves at 10, 20, 50, 100, 200 and 500 labels:
   the head on the labels so far, predicting the pool and adding the most uncertain
   images kept diverse and away from outliers (``combined`` selection).
 
+Every strategy is run with the same 5 seeds (random draws, k-means, density samples and
+k-center's dense start depend on them); tables, plots and ratios use the mean curve, and
+the JSON keeps every seed's curve.
+
 Every curve uses the same head (``ml.head.LinearHead``) on the same MSN features and is
 scored on the dataset's own held-out split: accuracy and macro-F1, and for a binary set
 the recall at 80% precision. The feature comparison repeats the random curves on
@@ -64,7 +68,8 @@ TEST_SPLIT_NAMES = ("test", "validation", "val")
 TEST_FRACTION = 0.25
 SPLIT_SEED = 0
 BUDGETS = (10, 20, 50, 100, 200, 500)
-RANDOM_SEEDS = (0, 1, 2, 3, 4)
+SEEDS = (0, 1, 2, 3, 4)
+"""Every curve is drawn once per seed; tables and ratios use the mean curve."""
 PRECISION_TARGET = 0.8
 RAW_PIXELS_SIZE = 16
 NEGATIVE_PREFIXES = ("not_", "not-", "non_", "non-", "no_", "no-")
@@ -647,7 +652,12 @@ def format_table(result: dict[str, Any]) -> str:
     metrics = ["accuracy", "macro_f1"] + (
         ["recall_at_80p"] if result["positive_class"] is not None else []
     )
-    head = f"{'curve':<34}" + "".join(f"{b:>8}" for b in budgets) + f"{'AUC':>8}{'ratio':>8}"
+    n_seeds = len(result["seeds"])
+    head = (
+        f"{'curve':<34}"
+        + "".join(f"{b:>8}" for b in budgets)
+        + f"{'AUC':>8}{'ratio':>8}{'± seeds':>9}"
+    )
     for metric in metrics:
         lines += [
             "",
@@ -657,18 +667,20 @@ def format_table(result: dict[str, Any]) -> str:
         random_auc = result["auc"]["random"][metric]
         for name in STRATEGIES:
             curve = result["strategies"][name][metric]
-            values = curve["mean"] if name == "random" else curve
-            label = "random (mean of 5, MSN)" if name == "random" else f"{name} (MSN)"
-            row = f"{label:<34}" + "".join(f"{v:>8.3f}" for v in values)
+            label = f"{name} (MSN, mean of {n_seeds})"
+            row = f"{label:<34}" + "".join(f"{v:>8.3f}" for v in curve["mean"])
             area = result["auc"][name][metric]
-            lines.append(row + f"{area:>8.3f}{area / random_auc:>8.3f}")
+            spread = result["auc_ratio_std"][name][metric]
+            lines.append(row + f"{area:>8.3f}{area / random_auc:>8.3f}{spread:>9.3f}")
             if name == "random":
                 std = curve["std"]
-                lines.append(f"{'  ± std over seeds':<34}" + "".join(f"{v:>8.3f}" for v in std))
+                lines.append(
+                    f"{'  random ± std over seeds':<34}" + "".join(f"{v:>8.3f}" for v in std)
+                )
         for name in FEATURES:
             curve = result["features"][name]["random"][metric]
             area = result["features"][name]["auc"][metric]
-            label = f"random mean, {FEATURE_TITLES[name]}"
+            label = f"random, {FEATURE_TITLES[name]}"
             lines.append(
                 f"{label:<34}" + "".join(f"{v:>8.3f}" for v in curve["mean"]) + f"{area:>8.3f}"
             )
@@ -703,13 +715,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
     for ax, metric in zip(axes, metrics, strict=False):
         for name in STRATEGIES:
             curve = result["strategies"][name][metric]
+            mean, std = np.asarray(curve["mean"]), np.asarray(curve["std"])
             if name == "random":
-                mean, std = np.asarray(curve["mean"]), np.asarray(curve["std"])
-                ax.plot(budgets, mean, "k--", label="random (mean of 5)")
+                ax.plot(budgets, mean, "k--", label=f"random (mean of {len(result['seeds'])})")
                 ax.fill_between(budgets, mean - std, mean + std, color="k", alpha=0.12)
             else:
                 ratio = result["auc_ratio"][name][metric]
-                ax.plot(budgets, curve, marker="o", label=f"{name} (AUC ×{ratio:.3f})")
+                (line,) = ax.plot(budgets, mean, marker="o", label=f"{name} (AUC ×{ratio:.3f})")
+                ax.fill_between(budgets, mean - std, mean + std, color=line.get_color(), alpha=0.08)
         ax.set(xscale="log", xlabel="labels", ylabel=metric, title=f"{metric}, MSN features")
         ax.set_xticks(budgets, [str(b) for b in budgets])
         ax.grid(alpha=0.3)
@@ -781,7 +794,7 @@ def _run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "dataset": data.describe(),
         "positive_class": None if positive is None else data.classes[positive],
         "budgets": budgets,
-        "random_seeds": list(RANDOM_SEEDS),
+        "seeds": list(SEEDS),
         "auc_definition": "ml.metrics.learning_curve_auc over log(budget); ratio = area / random mean area",
         "head": {
             "class": "ml.head.LinearHead",
@@ -797,11 +810,11 @@ def _run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     n_classes = len(data.classes)
     y, y_test = data.pool_labels, data.test_labels
     common = {"positive": positive, "calibrate": args.calibrate, "n_classes": n_classes}
-    jobs: list[tuple[str, str, int | None]] = [
-        ("feature", name, seed) for name in FEATURES for seed in RANDOM_SEEDS
-    ] + [("strategy", name, None) for name in STRATEGIES if name != "random"]
+    jobs = [("feature", name, seed) for name in FEATURES for seed in SEEDS] + [
+        ("strategy", name, seed) for name in STRATEGIES if name != "random" for seed in SEEDS
+    ]
     random_runs: dict[str, list[dict[str, list[float]]]] = {name: [] for name in FEATURES}
-    strategies: dict[str, Any] = {}
+    strategy_runs: dict[str, list[dict[str, list[float]]]] = {name: [] for name in STRATEGIES}
     for kind, name, seed in tqdm(jobs, desc="learning curves", unit="curve"):
         X = features["msn" if kind == "strategy" else name]["pool"]
         X_test = features["msn" if kind == "strategy" else name]["test"]
@@ -816,15 +829,12 @@ def _run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 method=args.uncertainty,
                 selection=args.active_selection,
                 calibrate=args.calibrate,
-                seed=0,
+                seed=seed,
             )
         else:
-            chooser = strategy_chooser(name, X, 0)
+            chooser = strategy_chooser(name, X, seed)
         curve = run_curve(X, y, X_test, y_test, budgets, chooser, **common)
-        if kind == "feature":
-            random_runs[name].append(curve)
-        else:
-            strategies[name] = curve
+        (random_runs if kind == "feature" else strategy_runs)[name].append(curve)
 
     result["features"] = {}
     for name in FEATURES:
@@ -837,18 +847,29 @@ def _run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 features[name]["pool"], y, features[name]["test"], y_test, **common
             ),
         }
-    strategies["random"] = result["features"]["msn"]["random"]
-    result["strategies"] = {name: strategies[name] for name in STRATEGIES}
+    strategy_runs["random"] = random_runs["msn"]
+    result["strategies"] = {name: summarise_seeds(strategy_runs[name]) for name in STRATEGIES}
     result["auc"] = {
-        name: (
-            result["features"]["msn"]["auc"]
-            if name == "random"
-            else {m: auc(budgets, v) for m, v in strategies[name].items()}
-        )
+        name: {m: auc(budgets, s["mean"]) for m, s in result["strategies"][name].items()}
         for name in STRATEGIES
     }
     result["auc_ratio"] = {
         name: {m: result["auc"][name][m] / result["auc"]["random"][m] for m in result["auc"][name]}
+        for name in STRATEGIES
+    }
+    result["auc_ratio_std"] = {
+        name: {
+            m: float(
+                np.std(
+                    [
+                        auc(budgets, run[m]) / result["auc"]["random"][m]
+                        for run in strategy_runs[name]
+                    ],
+                    ddof=1,
+                )
+            )
+            for m in result["auc"][name]
+        }
         for name in STRATEGIES
     }
     result["active_loop"] = {
@@ -869,7 +890,9 @@ def check_targets(result: dict[str, Any]) -> dict[str, Any]:
     random_acc = result["strategies"]["random"]["accuracy"]["mean"]
     at20 = budgets.index(20) if 20 in budgets else None
     cold = result["active_loop"]["cold_start"]
-    cold_curve = result["strategies"][cold]["accuracy"] if cold in result["strategies"] else None
+    cold_curve = (
+        result["strategies"][cold]["accuracy"]["mean"] if cold in result["strategies"] else None
+    )
     msn = result["features"]["msn"]["random"]["accuracy"]["mean"]
     margins = {
         str(b): min(
@@ -894,7 +917,8 @@ def check_targets(result: dict[str, Any]) -> dict[str, Any]:
     targets["msn_beats_baselines_from_50"]["met"] = all(m > 0 for m in margins.values())
     if at20 is not None:
         gains = {
-            "active_at_20": result["strategies"]["active"]["accuracy"][at20] - random_acc[at20]
+            "active_at_20": result["strategies"]["active"]["accuracy"]["mean"][at20]
+            - random_acc[at20]
         }
         if cold_curve is not None:
             gains[f"{cold}_at_20"] = cold_curve[at20] - random_acc[at20]
