@@ -22,7 +22,8 @@ The baseline ``scan_us`` is the faster of the two scans, so that neither speed-u
 flattered by a slow baseline. The methods take turns on rounds of about a tenth of
 the batches, so that a change in machine load touches all alike, and each batch is
 timed after a short untimed pause, so that every method starts with caches that other
-work has had the chance to evict, as between the import's batches.
+work has had the chance to evict, as between the import's batches. The garbage
+collector is off while they are timed, as in ``timeit``.
 
 Times are CPU time of this process (``time.process_time``; the look-ups are single-
 threaded). On a shared machine wall-clock time also counts other processes' time
@@ -37,6 +38,7 @@ scan's, and a mismatch aborts the run.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import time
 
@@ -146,15 +148,22 @@ def run(
     results: dict[str, list[list[tuple[int, int]]]] = {name: [] for name in methods}
     seconds = dict.fromkeys(methods, 0.0)
     cpu_seconds = dict.fromkeys(methods, 0.0)
-    for members in rounds:
-        for name, method in methods.items():
-            for b in members:
-                time.sleep(_PAUSE)
-                wall, cpu = time.perf_counter(), time.process_time()
-                found = method(batches[b])
-                seconds[name] += time.perf_counter() - wall
-                cpu_seconds[name] += time.process_time() - cpu
-                results[name] += found
+    # As timeit does: the cyclic garbage collector would stop whichever batch happens to
+    # be running when it walks the million keys, and charge that batch its pause.
+    gc.collect()
+    gc.disable()
+    try:
+        for members in rounds:
+            for name, method in methods.items():
+                for b in members:
+                    time.sleep(_PAUSE)
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    found = method(batches[b])
+                    seconds[name] += time.perf_counter() - wall
+                    cpu_seconds[name] += time.process_time() - cpu
+                    results[name] += found
+    finally:
+        gc.enable()
 
     want = results["scan"]
     for method in ("batched", "single", "scan_batched"):
