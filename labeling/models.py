@@ -123,6 +123,11 @@ class Membership(models.Model):
         default=24, validators=[MaxValueValidator(64)], help_text="Extra CSS blur (px) over the preview."
     )
     greyscale = models.BooleanField(default=False, help_text="Show images in greyscale by default.")
+    # The current run of work (answers and reveals without a long pause), kept up to date
+    # by each answer and reveal, so that break reminders need no look at the history.
+    streak_started = models.DateTimeField(null=True, blank=True, editable=False)
+    last_active = models.DateTimeField(null=True, blank=True, editable=False)
+    streak_sensitive_reveals = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         constraints = [

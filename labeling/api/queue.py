@@ -37,7 +37,9 @@ class LeaseOutputSerializer(serializers.Serializer):
 
 def lease_data(lease: queue.Lease, *, user, project) -> dict:
     image = lease.item.image
-    upcoming = queue.queue_peek(user=user, project=project, exclude_item_id=lease.item.pk)
+    upcoming = lease.upcoming
+    if lease.resumed:
+        upcoming = queue.queue_peek(user=user, project=project, exclude_item_id=lease.item.pk)
     return {
         "item_id": lease.item.pk,
         "image_id": image.pk,
@@ -51,7 +53,7 @@ def lease_data(lease: queue.Lease, *, user, project) -> dict:
         "next_blurred_url": reverse("image-file", args=[upcoming.image_id, "blurred"]) if upcoming else None,
         "width": image.width,
         "height": image.height,
-        "progress": queue.queue_progress(user=user, project=project),
+        "progress": queue.queue_progress(user=user, project=project, open_rounds=lease.open_rounds),
         "wellbeing": wellbeing.wellbeing_status(user=user, project=project),
     }
 
@@ -97,12 +99,6 @@ class QueueSubmitApi(APIView):
         data = SubmitInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        from labeling.models import QueueItem
-
-        item = QueueItem.objects.select_related("round__project").filter(pk=item_id).first()
-        if item is None:
-            raise NotFound(f"Queue item {item_id} not found.")
-        project_get_for_user(user=request.user, slug=item.round.project.slug)
         annotation, created = queue.annotation_submit(
             user=request.user, item_id=item_id, client_key=v["client_key"], kind=v["kind"],
             category_key=v.get("category") or None, time_spent_ms=v["time_spent_ms"], revealed=v["revealed"],

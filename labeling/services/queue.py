@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
@@ -29,17 +30,41 @@ from django.utils import timezone
 
 from labeling.errors import ApplicationError, Conflict, NotFound
 from labeling.models import Annotation, Assignment, Category, Project, QueueItem, Round
+from labeling.services.wellbeing import activity_record
+
+
+class OpenRound(NamedTuple):
+    pk: int
+    number: int
+    created: datetime
 
 
 @dataclass(frozen=True)
 class Lease:
+    """An item leased to a moderator.
+
+    ``upcoming`` is a guess at their next item, to preload its blurred preview: the free
+    item that followed this one in the queue (None when none did, or for a resumed lease,
+    whose successor :func:`queue_peek` finds). ``open_rounds``: the open rounds it saw.
+    """
+
     item: QueueItem
     assignment: Assignment
     resumed: bool
+    upcoming: QueueItem | None = None
+    open_rounds: tuple[OpenRound, ...] | None = None
 
 
 def _open_items(project: Project):
     return QueueItem.objects.filter(round__project=project, round__status=Round.Status.OPEN, done=False)
+
+
+def _open_rounds(project: Project) -> tuple[OpenRound, ...]:
+    return tuple(
+        OpenRound(*row)
+        for row in Round.objects.filter(project=project, status=Round.Status.OPEN).order_by("number")
+        .values_list("pk", "number", "created")
+    )
 
 
 def queue_next(*, user, project: Project) -> Lease | None:
@@ -57,23 +82,24 @@ def queue_next(*, user, project: Project) -> Lease | None:
     if held is not None:
         return Lease(held.item, held, resumed=True)
 
+    open_rounds = _open_rounds(project)
+    round_ids = tuple(r.pk for r in open_rounds)
     with transaction.atomic():
-        item = _take_candidate(user=user, project=project, now=now)
+        item, upcoming = _take_candidate(user=user, project=project, now=now, round_ids=round_ids)
         if item is None:
             return None
         assignment = Assignment.objects.create(
             item=item, user=user, expires=now + timedelta(minutes=project.lease_minutes)
         )
-    return Lease(item, assignment, resumed=False)
+    return Lease(item, assignment, resumed=False, upcoming=upcoming, open_rounds=open_rounds)
 
 
-def _take_candidate(*, user, project: Project, now) -> QueueItem | None:
-    rounds = list(
-        Round.objects.filter(project=project, status=Round.Status.OPEN).order_by("number")
-        .values_list("pk", flat=True)
-    )
-    if not rounds:
-        return None
+def _take_candidate(
+    *, user, project: Project, now, round_ids: tuple[int, ...]
+) -> tuple[QueueItem | None, QueueItem | None]:
+    """Lock the item to lease, and name the free item after it (not locked once this commits)."""
+    if not round_ids:
+        return None, None
     live_leases = (
         Assignment.objects.filter(item=OuterRef("pk"), completed__isnull=True, expires__gt=now)
         .order_by().values("item").annotate(n=Count("pk")).values("n")
@@ -87,36 +113,43 @@ def _take_candidate(*, user, project: Project, now) -> QueueItem | None:
     )
     if project.gold_rate and random.random() < project.gold_rate:
         # Gold items go to every moderator once, whatever the overlap: they measure people.
-        gold = candidates.filter(round__in=rounds, is_gold=True).order_by("?").first()
+        gold = candidates.filter(round__in=round_ids, is_gold=True).order_by("?").first()
         if gold is not None:
-            return gold
+            return gold, None
     candidates = candidates.annotate(leased=Coalesce(Subquery(live_leases), Value(0))).filter(
         labels_count__lt=project.overlap - F("leased")
     )
     # One query per open round, in round order, so that each walks the round's open-items
-    # index in priority order and stops at the first free row.
-    for round_id in rounds:
-        item = _lock_first_with_room(
+    # index in priority order and stops at the first free rows.
+    for round_id in round_ids:
+        item, upcoming = _lock_first_with_room(
             candidates.filter(round=round_id, is_gold=False).order_by("-priority", "pk"),
             user=user, project=project, now=now,
         )
         if item is not None:
-            return item
-    return None
+            return item, upcoming
+    return None, None
 
 
-def _lock_first_with_room(candidates, *, user, project: Project, now) -> QueueItem | None:
-    """Lock the first of ``candidates`` that, counted again under its row lock, has room for ``user``."""
+def _lock_first_with_room(
+    candidates, *, user, project: Project, now
+) -> tuple[QueueItem | None, QueueItem | None]:
+    """Lock the first of ``candidates`` that, counted again under its row lock, has room for ``user``.
+
+    Rows come two at a time, so the second names the likely next item without another
+    query; it is locked only until the caller's transaction commits.
+    """
     passed: list[int] = []
-    while (item := candidates.exclude(pk__in=passed).first()) is not None:
+    while rows := list(candidates.exclude(pk__in=passed)[:2]):
+        item = rows[0]
         leases = Assignment.objects.filter(item=item).aggregate(
             live=Count("pk", filter=Q(completed__isnull=True, expires__gt=now)),
             mine=Count("pk", filter=Q(user=user)),
         )
         if not leases["mine"] and item.labels_count + leases["live"] < project.overlap:
-            return item
+            return item, rows[1] if len(rows) > 1 else None
         passed.append(item.pk)
-    return None
+    return None, None
 
 
 def queue_peek(*, user, project: Project, exclude_item_id: int) -> QueueItem | None:
@@ -162,11 +195,9 @@ def annotation_submit(
 
     A label or a skip completes the moderator's lease; a flag for policy review does
     not (the moderator still labels the item). Submitting twice with the same client
-    key returns the first annotation.
+    key returns the first annotation. An item of a project the user is not a member of
+    is "not found", as if it did not exist.
     """
-    existing = _by_client_key(user, client_key)
-    if existing is not None:
-        return existing, False
     if kind not in (Annotation.Kind.LABEL, Annotation.Kind.SKIP, Annotation.Kind.FLAG):
         raise ApplicationError(f"Unknown kind {kind!r}.", extra={"field": "kind"})
     if not client_key or len(client_key) > 64:
@@ -174,13 +205,16 @@ def annotation_submit(
     try:
         with transaction.atomic():
             item = (
-                QueueItem.objects.select_for_update().select_related("round__project", "image")
+                QueueItem.objects.select_for_update(of=("self",)).select_related("round__project", "image")
                 .filter(pk=item_id).first()
             )
-            if item is None:
+            # Recording the activity is also the membership check (superusers see every project).
+            if item is None or not (
+                activity_record(user=user, project=item.round.project) or user.is_superuser
+            ):
                 raise NotFound(f"Queue item {item_id} not found.")
-            # A retry that waited for the item's lock behind its first attempt finds the
-            # first answer here, instead of "already answered".
+            # A retry finds the first answer here, also one that waited for the item's
+            # lock behind its first attempt.
             existing = _by_client_key(user, client_key)
             if existing is not None:
                 return existing, False
@@ -244,6 +278,7 @@ def annotation_undo(*, user, project: Project, client_key: str) -> Annotation | 
             image=last.image, user=user, round=last.round, kind=Annotation.Kind.RETRACT,
             supersedes=last, client_key=client_key,
         )
+        activity_record(user=user, project=project)
         if item is not None:
             if last.kind == Annotation.Kind.LABEL and item.labels_count:
                 item.labels_count -= 1
@@ -272,17 +307,15 @@ def _after_label(item: QueueItem) -> None:
     round_complete(round_id=item.round_id)
 
 
-def queue_progress(*, user, project: Project) -> dict:
+def queue_progress(*, user, project: Project, open_rounds: tuple[OpenRound, ...] | None = None) -> dict:
     """Counts for the labeling page: the open rounds' progress and the user's own work.
 
     It is part of every lease, so each count reads an index rather than the round: a
     round's size is cached (its items are written with it, in one transaction), and
     its finished items are counted from whichever side, done or not, is smaller.
+    ``open_rounds``: the project's open rounds, when the caller has just read them.
     """
-    rounds = list(
-        Round.objects.filter(project=project, status=Round.Status.OPEN).order_by("number")
-        .values_list("pk", "number", "created")
-    )
+    rounds = _open_rounds(project) if open_rounds is None else open_rounds
     total = sum(_round_size(pk, created) for pk, _, created in rounds)
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     mine = Annotation.objects.filter(user=user, image__project=project, kind=Annotation.Kind.LABEL).aggregate(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from labeling.errors import ApplicationError, Forbidden, NotFound
@@ -45,15 +46,41 @@ def image_possibly_sensitive(image: Image) -> bool:
     return not known or bool(known & sensitive)
 
 
-def reveal_budget(*, user, project) -> dict:
-    """Today's sensitive reveals, the moderator's budget and what is left (None: no limit)."""
-    membership = Membership.objects.filter(project=project, user=user).first()
-    start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    used = Reveal.objects.filter(user=user, image__project=project, sensitive=True, created__gte=start).count()
+def reveal_budget(*, user, project, used: int | None = None, membership: Membership | None = None) -> dict:
+    """Today's sensitive reveals, the moderator's budget and what is left (None: no limit).
+
+    ``used`` and ``membership``: today's sensitive reveals and the user's membership,
+    when the caller has read them.
+    """
+    if membership is None:
+        membership = Membership.objects.filter(project=project, user=user).first()
+    if used is None:
+        start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        used = Reveal.objects.filter(user=user, image__project=project, sensitive=True, created__gte=start).count()
     if membership is None or membership.role == Membership.Role.ADMIN:
         return {"used": used, "budget": None, "remaining": None}
     budget = membership.reveal_budget if membership.reveal_budget is not None else project.daily_sensitive_reveals
     return {"used": used, "budget": budget, "remaining": max(0, budget - used)}
+
+
+def activity_record(*, user, project, sensitive_reveal: bool = False) -> bool:
+    """Extend the user's streak of work by an answer or a reveal, or start a new one.
+
+    A pause longer than ``STREAK_GAP`` since the last activity starts a new streak.
+    One UPDATE of the membership row; returns False when the user is not a member.
+    """
+    now = timezone.now()
+    new_streak = Q(last_active__isnull=True) | Q(last_active__lt=now - STREAK_GAP)
+    reveals = int(sensitive_reveal)
+    return bool(
+        Membership.objects.filter(project=project, user=user).update(
+            streak_started=Case(When(new_streak, then=Value(now)), default=F("streak_started")),
+            streak_sensitive_reveals=Case(
+                When(new_streak, then=Value(reveals)), default=F("streak_sensitive_reveals") + reveals
+            ),
+            last_active=now,
+        )
+    )
 
 
 @transaction.atomic
@@ -69,6 +96,7 @@ def reveal_record(*, user, image: Image) -> Reveal:
                 "an admin of the project can raise it.",
                 extra={"budget": status["budget"]},
             )
+    activity_record(user=user, project=image.project, sensitive_reveal=sensitive)
     return Reveal.objects.create(image=image, user=user, sensitive=sensitive)
 
 
@@ -101,32 +129,20 @@ def wellbeing_status(*, user, project) -> dict:
     """Budget, the current streak of work and whether a break is due.
 
     The streak is the run of answers and reveals without a pause longer than
-    ``STREAK_GAP``; a break is due once it lasts ``break_after_minutes`` or holds
-    ``break_after_sensitive_reveals`` sensitive reveals.
+    ``STREAK_GAP`` (see :func:`activity_record`); a break is due once it lasts
+    ``break_after_minutes`` or holds ``break_after_sensitive_reveals`` sensitive reveals.
     """
     now = timezone.now()
-    since = now - timedelta(hours=12)
-    times = sorted(
-        [
-            *Annotation.objects.filter(user=user, image__project=project, created__gte=since)
-            .order_by("-created").values_list("created", flat=True)[:2000],
-            *Reveal.objects.filter(user=user, image__project=project, created__gte=since)
-            .order_by("-created").values_list("created", flat=True)[:2000],
-        ],
-        reverse=True,
+    membership = Membership.objects.filter(project=project, user=user).first()
+    active = (
+        membership is not None
+        and membership.last_active is not None
+        and now - membership.last_active <= STREAK_GAP
     )
-    streak_start = now
-    previous = now
-    for created in times:
-        if previous - created > STREAK_GAP:
-            break
-        streak_start = previous = created
-    streak_reveals = Reveal.objects.filter(
-        user=user, image__project=project, sensitive=True, created__gte=streak_start
-    ).count()
-    minutes = (now - streak_start).total_seconds() / 60
+    minutes = (now - membership.streak_started).total_seconds() / 60 if active else 0.0
+    streak_reveals = membership.streak_sensitive_reveals if active else 0
     return {
-        **reveal_budget(user=user, project=project),
+        **reveal_budget(user=user, project=project, membership=membership),
         "streak_minutes": round(minutes, 1),
         "streak_sensitive_reveals": streak_reveals,
         "break_due": minutes >= project.break_after_minutes
