@@ -17,8 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from labeling.errors import ApplicationError, Forbidden, NotFound
 from labeling.selectors.projects import project_get_for_user
 from labeling.services.preferences import preferences_get, preferences_set
-from labeling.services.queue import queue_progress
-from labeling.services.wellbeing import wellbeing_status
+from labeling.services.queue import lease_status
 
 TRUE_VALUES = {"on", "true", "1", "yes"}
 
@@ -53,8 +52,7 @@ def label_page(request, slug: str):
         "project": project,
         "categories": list(project.categories.all()),
         "preferences": preferences,
-        "progress": queue_progress(user=request.user, project=project),
-        "wellbeing": wellbeing_status(user=request.user, project=project),
+        **lease_status(user=request.user, project=project),
         "config": config,
     }
     return render(request, "labeling/label.html", context)

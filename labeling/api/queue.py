@@ -53,8 +53,7 @@ def lease_data(lease: queue.Lease, *, user, project) -> dict:
         "next_blurred_url": reverse("image-file", args=[upcoming.image_id, "blurred"]) if upcoming else None,
         "width": image.width,
         "height": image.height,
-        "progress": queue.queue_progress(user=user, project=project, open_rounds=lease.open_rounds),
-        "wellbeing": wellbeing.wellbeing_status(user=user, project=project),
+        **queue.lease_status(user=user, project=project, open_rounds=lease.open_rounds),
     }
 
 

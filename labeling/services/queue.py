@@ -23,14 +23,23 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from labeling.errors import ApplicationError, Conflict, NotFound
-from labeling.models import Annotation, Assignment, Category, Project, QueueItem, Round
-from labeling.services.wellbeing import activity_record
+from labeling.models import (
+    Annotation,
+    Assignment,
+    Category,
+    Image,
+    Project,
+    QueueItem,
+    Reveal,
+    Round,
+)
+from labeling.services.wellbeing import activity_record, wellbeing_status
 
 
 class OpenRound(NamedTuple):
@@ -212,16 +221,8 @@ def annotation_submit(
             if item is None or not (
                 activity_record(user=user, project=item.round.project) or user.is_superuser
             ):
-                raise NotFound(f"Queue item {item_id} not found.")
-            # A retry finds the first answer here, also one that waited for the item's
-            # lock behind its first attempt.
-            existing = _by_client_key(user, client_key)
-            if existing is not None:
-                return existing, False
+                return _first_answer_or(user, client_key, NotFound(f"Queue item {item_id} not found."))
             project = item.round.project
-            assignment = Assignment.objects.filter(item=item, user=user).first()
-            if assignment is None:
-                raise Conflict("This item was not handed to you.", code="not_assigned")
             category = None
             if kind == Annotation.Kind.LABEL:
                 category = Category.objects.filter(project=project, key=category_key).first()
@@ -230,30 +231,53 @@ def annotation_submit(
                         f"Unknown category {category_key!r} for project {project.slug!r}.",
                         extra={"field": "category"},
                     )
-            if kind != Annotation.Kind.FLAG:
-                if assignment.completed is not None:
-                    raise Conflict("You already answered this item; undo first to change it.", code="already_answered")
-                if kind == Annotation.Kind.LABEL and not item.is_gold and item.labels_count >= project.overlap:
-                    raise Conflict("This item already has all its labels.", code="overlap_reached")
+                if not item.is_gold and item.labels_count >= project.overlap:
+                    return _first_answer_or(
+                        user, client_key, Conflict("This item already has all its labels.", code="overlap_reached")
+                    )
+            leases = Assignment.objects.filter(item=item, user=user)
+            # A label or a skip completes the open lease in the same statement that finds it.
+            held = (
+                leases.filter(completed__isnull=True).update(completed=timezone.now())
+                if kind != Annotation.Kind.FLAG
+                else leases.exists()
+            )
+            if not held:
+                if kind != Annotation.Kind.FLAG and leases.exists():
+                    refusal = Conflict("You already answered this item; undo first to change it.",
+                                       code="already_answered")
+                else:
+                    refusal = Conflict("This item was not handed to you.", code="not_assigned")
+                return _first_answer_or(user, client_key, refusal)
             annotation = Annotation.objects.create(
                 image=item.image, user=user, round=item.round, kind=kind, category=category,
                 time_spent_ms=max(0, int(time_spent_ms)), revealed=bool(revealed), client_key=client_key,
                 note=note[:2000],
             )
-            if kind != Annotation.Kind.FLAG:
-                assignment.completed = timezone.now()
-                assignment.save(update_fields=["completed"])
             if kind == Annotation.Kind.LABEL:
                 item.labels_count += 1
                 item.done = not item.is_gold and item.labels_count >= project.overlap
                 item.save(update_fields=["labels_count", "done"])
                 _after_label(item)
     except IntegrityError:
+        # The client key is taken: a retry that raced its first attempt.
         existing = _by_client_key(user, client_key)
         if existing is None:
             raise
         return existing, False
     return annotation, True
+
+
+def _first_answer_or(user, client_key: str, refusal: Exception) -> tuple[Annotation, bool]:
+    """A retried submission gets its first answer back; anything else is refused.
+
+    Checked only when a submission would be refused, since a retry of an accepted one
+    always would be (its lease is complete, or its item full).
+    """
+    existing = _by_client_key(user, client_key)
+    if existing is None:
+        raise refusal
+    return existing, False
 
 
 def annotation_undo(*, user, project: Project, client_key: str) -> Annotation | None:
@@ -307,27 +331,70 @@ def _after_label(item: QueueItem) -> None:
     round_complete(round_id=item.round_id)
 
 
-def queue_progress(*, user, project: Project, open_rounds: tuple[OpenRound, ...] | None = None) -> dict:
-    """Counts for the labeling page: the open rounds' progress and the user's own work.
+def lease_status(*, user, project: Project, open_rounds: tuple[OpenRound, ...] | None = None) -> dict:
+    """What the labeling page shows beside each item: ``{"progress": ..., "wellbeing": ...}``.
 
-    It is part of every lease, so each count reads an index rather than the round: a
-    round's size is cached (its items are written with it, in one transaction), and
-    its finished items are counted from whichever side, done or not, is smaller.
-    ``open_rounds``: the project's open rounds, when the caller has just read them.
+    ``progress``: the open rounds' size and finished items, the user's own labels (in
+    all and today). ``wellbeing``: see :func:`labeling.services.wellbeing.wellbeing_status`.
+    It comes with every lease, so its counts are read in one query (:func:`_lease_counts`),
+    each from an index rather than the round: a round's size is cached (its items are
+    written with it, in one transaction), and its finished items are counted from
+    whichever side, done or not, is smaller. ``open_rounds``: the project's open
+    rounds, when the caller has just read them.
     """
     rounds = _open_rounds(project) if open_rounds is None else open_rounds
-    total = sum(_round_size(pk, created) for pk, _, created in rounds)
-    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    mine = Annotation.objects.filter(user=user, image__project=project, kind=Annotation.Kind.LABEL).aggregate(
-        labels=Count("pk"), today=Count("pk", filter=Q(created__gte=today))
-    )
+    round_ids = [r.pk for r in rounds]
+    total = sum(_round_size(r.pk, r.created) for r in rounds)
+    mostly_done_key = "veil:rounds-mostly-done:" + ",".join(map(str, round_ids))
+    mostly_done = bool(round_ids) and cache.get(mostly_done_key, False)
+    counts = _lease_counts(user=user, project=project, round_ids=round_ids, count_done=not mostly_done)
+    done = total - counts["side"] if mostly_done else counts["side"]
+    if round_ids and mostly_done != (2 * done > total):
+        cache.set(mostly_done_key, 2 * done > total, ROUND_SIZE_SECONDS)
     return {
-        "round": rounds[0][1] if rounds else None,
-        "round_items": total,
-        "round_done": _done_count([pk for pk, _, _ in rounds], total),
-        "my_labels": mine["labels"],
-        "my_labels_today": mine["today"],
+        "progress": {
+            "round": rounds[0].number if rounds else None,
+            "round_items": total,
+            "round_done": done,
+            "my_labels": counts["labels"],
+            "my_labels_today": counts["labels_today"],
+        },
+        "wellbeing": wellbeing_status(user=user, project=project, sensitive_reveals_today=counts["reveals_today"]),
     }
+
+
+def _lease_counts(*, user, project: Project, round_ids: list[int], count_done: bool) -> dict[str, int]:
+    """The counts of :func:`lease_status` in one round trip.
+
+    ``labels`` and ``labels_today``: the user's labels in the project (found through
+    their rounds, which every label has, so that no image row is read per label);
+    ``reveals_today``: their sensitive reveals since midnight; ``side``: the open
+    rounds' items that are done (``count_done``) or not.
+    """
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    annotation, image, reveal, item, round_ = (
+        m._meta.db_table for m in (Annotation, Image, Reveal, QueueItem, Round)
+    )
+    in_rounds = ", ".join(["%s"] * len(round_ids)) or "NULL"
+    sql = f"""
+        SELECT labels.n, labels.today, reveals.n, items.n FROM
+            (SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN a.created >= %s THEN 1 ELSE 0 END), 0) AS today
+               FROM {annotation} a
+              WHERE a.user_id = %s AND a.kind = %s
+                AND a.round_id IN (SELECT id FROM {round_} WHERE project_id = %s)) labels,
+            (SELECT COUNT(*) AS n FROM {reveal} r JOIN {image} i ON i.id = r.image_id
+              WHERE r.user_id = %s AND r.sensitive = %s AND r.created >= %s AND i.project_id = %s) reveals,
+            (SELECT COUNT(*) AS n FROM {item} q WHERE q.round_id IN ({in_rounds}) AND q.done = %s) items
+    """
+    params = [
+        today, user.pk, Annotation.Kind.LABEL, project.pk,
+        user.pk, True, today, project.pk,
+        *round_ids, count_done,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        labels, labels_today, reveals_today, side = cursor.fetchone()
+    return {"labels": labels, "labels_today": labels_today, "reveals_today": reveals_today, "side": side}
 
 
 ROUND_SIZE_SECONDS = 600
@@ -342,16 +409,3 @@ def _round_size(round_id: int, created) -> int:
     """
     key = f"veil:round-size:{round_id}:{created.timestamp()}"
     return cache.get_or_set(key, lambda: QueueItem.objects.filter(round=round_id).count(), ROUND_SIZE_SECONDS)
-
-
-def _done_count(round_ids: list[int], total: int) -> int:
-    """Finished items of the rounds, counted on the smaller side of the done/open split."""
-    if not round_ids:
-        return 0
-    items = QueueItem.objects.filter(round__in=round_ids)
-    key = "veil:rounds-mostly-done:" + ",".join(map(str, round_ids))
-    mostly_done = cache.get(key, False)
-    done = total - items.filter(done=False).count() if mostly_done else items.filter(done=True).count()
-    if mostly_done != (2 * done > total):
-        cache.set(key, 2 * done > total, ROUND_SIZE_SECONDS)
-    return done

@@ -125,12 +125,13 @@ def reveal_budget_set(*, actor, project, user, budget: int | None) -> Membership
     return membership
 
 
-def wellbeing_status(*, user, project) -> dict:
+def wellbeing_status(*, user, project, sensitive_reveals_today: int | None = None) -> dict:
     """Budget, the current streak of work and whether a break is due.
 
     The streak is the run of answers and reveals without a pause longer than
     ``STREAK_GAP`` (see :func:`activity_record`); a break is due once it lasts
     ``break_after_minutes`` or holds ``break_after_sensitive_reveals`` sensitive reveals.
+    ``sensitive_reveals_today``: the user's count, when the caller has read it.
     """
     now = timezone.now()
     membership = Membership.objects.filter(project=project, user=user).first()
@@ -142,7 +143,7 @@ def wellbeing_status(*, user, project) -> dict:
     minutes = (now - membership.streak_started).total_seconds() / 60 if active else 0.0
     streak_reveals = membership.streak_sensitive_reveals if active else 0
     return {
-        **reveal_budget(user=user, project=project, membership=membership),
+        **reveal_budget(user=user, project=project, used=sensitive_reveals_today, membership=membership),
         "streak_minutes": round(minutes, 1),
         "streak_sensitive_reveals": streak_reveals,
         "break_due": minutes >= project.break_after_minutes

@@ -76,6 +76,47 @@ def test_a_reload_gets_the_same_lease_and_a_retry_does_not_double(api, project, 
     assert second.status_code == 409 and second.json()["code"] == "already_answered"
 
 
+def test_every_kind_of_retry_gets_its_first_answer(api, project, queued, moderator, make_user):
+    """Flags, skips and labels that filled the item: a retry is answered 200 with the first annotation."""
+    from labeling.services.projects import membership_set
+
+    client = api(moderator)
+    lease = next_item(client, project)
+    answers = {}
+    for kind, category in (("flag", ""), ("skip", "")):
+        key = f"{kind}-key"
+        first = submit(client, lease["item_id"], kind=kind, category=category, key=key)
+        assert first.status_code == 201, first.content
+        answers[kind] = first.json()["id"]
+        retry = submit(client, lease["item_id"], kind=kind, category=category, key=key)
+        assert retry.status_code == 200 and retry.json()["id"] == answers[kind]
+    assert Annotation.objects.filter(user=moderator).count() == 2
+
+    # The second of two labels fills the item; its retry is not "overlap reached".
+    other = make_user("other")
+    membership_set(project=project, user=other, role="moderator")
+    mine = next_item(client, project)
+    for _ in range(6):
+        theirs = next_item(api(other), project)
+        assert submit(api(other), theirs["item_id"]).status_code == 201
+        if theirs["item_id"] == mine["item_id"]:
+            break
+    assert QueueItem.objects.get(pk=mine["item_id"]).labels_count == 1
+    assert submit(client, mine["item_id"], key="last").status_code == 201
+    assert QueueItem.objects.get(pk=mine["item_id"]).done
+    retry = submit(client, mine["item_id"], key="last")
+    assert retry.status_code == 200
+
+
+def test_an_item_not_handed_out_is_refused(api, project, queued, moderator):
+    item = QueueItem.objects.filter(round=queued).first()
+    response = submit(api(moderator), item.pk)
+    assert response.status_code == 409 and response.json()["code"] == "not_assigned"
+    flag = submit(api(moderator), item.pk, kind="flag", category="")
+    assert flag.status_code == 409 and flag.json()["code"] == "not_assigned"
+    assert not Annotation.objects.exists()
+
+
 def test_undo_supersedes_and_hands_the_item_back(api, project, queued, moderator):
     client = api(moderator)
     lease = next_item(client, project)
@@ -194,3 +235,31 @@ def test_each_lease_names_the_next_blurred_preview_to_preload(api, project, queu
         assert following["blurred_url"] == lease["next_blurred_url"]
         lease = following
     assert lease["next_blurred_url"] is None, "the last item has nothing after it"
+
+
+def test_every_lease_carries_progress_that_matches_the_rows(api, project, queued, moderator, make_user):
+    """Round progress is right on both sides of the done/open split it counts from."""
+    from labeling.services.projects import membership_set
+
+    other = make_user("other")
+    membership_set(project=project, user=other, role="moderator")
+    clients = {moderator: api(moderator), other: api(other)}
+    labels = {moderator: 0, other: 0}
+    for _ in range(6):
+        for user, client in clients.items():
+            lease = next_item(client, project)
+            progress = lease["progress"]
+            assert progress["round"] == 0 and progress["round_items"] == 6
+            assert progress["round_done"] == QueueItem.objects.filter(round=queued, done=True).count()
+            assert progress["my_labels"] == progress["my_labels_today"] == labels[user]
+            assert submit(client, lease["item_id"]).status_code == 201
+            labels[user] += 1
+    assert QueueItem.objects.filter(round=queued, done=True).count() == 6
+    # Next round's lease (none left) or the labeling page: the counts still agree.
+    from labeling.services.queue import lease_status
+    from labeling.services.wellbeing import reveal_record
+
+    reveal_record(user=moderator, image=queued.items.first().image)  # labeled violence: sensitive
+    status = lease_status(user=moderator, project=project)
+    assert status["progress"]["my_labels"] == 6
+    assert status["wellbeing"]["used"] == 1
