@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from labeling.api.serializers import JobOutputSerializer
 from labeling.errors import NotFound
 from labeling.models import Annotation, Round
-from labeling.selectors.projects import project_get_for_user
+from labeling.selectors.projects import membership_get_for_user, project_get_for_user
 from labeling.services import queue, rounds, training, wellbeing
 
 MAX_DAILY_REVEALS = 100_000
@@ -35,7 +35,8 @@ class LeaseOutputSerializer(serializers.Serializer):
     wellbeing = serializers.DictField()
 
 
-def lease_data(lease: queue.Lease, *, user, project) -> dict:
+def lease_data(lease: queue.Lease, *, user, membership) -> dict:
+    project = membership.project
     image = lease.item.image
     upcoming = lease.upcoming
     if lease.resumed:
@@ -53,18 +54,18 @@ def lease_data(lease: queue.Lease, *, user, project) -> dict:
         "next_blurred_url": reverse("image-file", args=[upcoming.image_id, "blurred"]) if upcoming else None,
         "width": image.width,
         "height": image.height,
-        **queue.lease_status(user=user, project=project, open_rounds=lease.open_rounds),
+        **queue.lease_status(user=user, project=project, open_rounds=lease.open_rounds, membership=membership),
     }
 
 
 class QueueNextApi(APIView):
     @extend_schema(request=None, responses={200: LeaseOutputSerializer, 204: OpenApiResponse(description="Nothing left")})
     def post(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug)
-        lease = queue.queue_next(user=request.user, project=project)
+        membership = membership_get_for_user(user=request.user, slug=slug)
+        lease = queue.queue_next(user=request.user, project=membership.project)
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(LeaseOutputSerializer(lease_data(lease, user=request.user, project=project)).data)
+        return Response(LeaseOutputSerializer(lease_data(lease, user=request.user, membership=membership)).data)
 
 
 class SubmitInputSerializer(serializers.Serializer):

@@ -27,22 +27,25 @@ def project_role(*, user, project: Project) -> str | None:
     )
 
 
-def project_get_for_user(*, user, slug: str, admin: bool = False) -> Project:
-    """The project if the user is a member (an admin when ``admin``).
+def membership_get_for_user(*, user, slug: str, admin: bool = False) -> Membership:
+    """The user's membership of the project (an admin's when ``admin``), project loaded.
 
-    A project the user cannot see answers "not found", so its existence is not revealed.
-    For a member, the project and the role come in one query.
+    One query. A superuser who is not a member gets an unsaved admin membership. A
+    project the user cannot see answers "not found", so its existence is not revealed.
     """
-    project, role = None, None
-    if user.is_authenticated and user.is_superuser:
-        project = Project.objects.filter(slug=slug).first()
-        role = Membership.Role.ADMIN
-    elif user.is_authenticated:
+    membership = None
+    if user.is_authenticated:
         membership = Membership.objects.select_related("project").filter(project__slug=slug, user=user).first()
-        if membership is not None:
-            project, role = membership.project, membership.role
-    if project is None:
+        if user.is_superuser and (membership is None or membership.role != Membership.Role.ADMIN):
+            project = membership.project if membership else Project.objects.filter(slug=slug).first()
+            membership = Membership(project=project, user=user, role=Membership.Role.ADMIN) if project else None
+    if membership is None:
         raise NotFound(f"Project {slug!r} not found.")
-    if admin and role != Membership.Role.ADMIN:
+    if admin and membership.role != Membership.Role.ADMIN:
         raise Forbidden(f"Only admins of project {slug!r} may do this.", code="admin_only")
-    return project
+    return membership
+
+
+def project_get_for_user(*, user, slug: str, admin: bool = False) -> Project:
+    """The project if the user is a member (an admin when ``admin``); see :func:`membership_get_for_user`."""
+    return membership_get_for_user(user=user, slug=slug, admin=admin).project

@@ -331,7 +331,9 @@ def _after_label(item: QueueItem) -> None:
     round_complete(round_id=item.round_id)
 
 
-def lease_status(*, user, project: Project, open_rounds: tuple[OpenRound, ...] | None = None) -> dict:
+def lease_status(
+    *, user, project: Project, open_rounds: tuple[OpenRound, ...] | None = None, membership=None
+) -> dict:
     """What the labeling page shows beside each item: ``{"progress": ..., "wellbeing": ...}``.
 
     ``progress``: the open rounds' size and finished items, the user's own labels (in
@@ -339,8 +341,8 @@ def lease_status(*, user, project: Project, open_rounds: tuple[OpenRound, ...] |
     It comes with every lease, so its counts are read in one query (:func:`_lease_counts`),
     each from an index rather than the round: a round's size is cached (its items are
     written with it, in one transaction), and its finished items are counted from
-    whichever side, done or not, is smaller. ``open_rounds``: the project's open
-    rounds, when the caller has just read them.
+    whichever side, done or not, is smaller. ``open_rounds`` and ``membership``: the
+    project's open rounds and the user's membership, when the caller has just read them.
     """
     rounds = _open_rounds(project) if open_rounds is None else open_rounds
     round_ids = [r.pk for r in rounds]
@@ -359,7 +361,9 @@ def lease_status(*, user, project: Project, open_rounds: tuple[OpenRound, ...] |
             "my_labels": counts["labels"],
             "my_labels_today": counts["labels_today"],
         },
-        "wellbeing": wellbeing_status(user=user, project=project, sensitive_reveals_today=counts["reveals_today"]),
+        "wellbeing": wellbeing_status(
+            user=user, project=project, sensitive_reveals_today=counts["reveals_today"], membership=membership
+        ),
     }
 
 

@@ -125,16 +125,20 @@ def reveal_budget_set(*, actor, project, user, budget: int | None) -> Membership
     return membership
 
 
-def wellbeing_status(*, user, project, sensitive_reveals_today: int | None = None) -> dict:
+def wellbeing_status(
+    *, user, project, sensitive_reveals_today: int | None = None, membership: Membership | None = None
+) -> dict:
     """Budget, the current streak of work and whether a break is due.
 
     The streak is the run of answers and reveals without a pause longer than
     ``STREAK_GAP`` (see :func:`activity_record`); a break is due once it lasts
     ``break_after_minutes`` or holds ``break_after_sensitive_reveals`` sensitive reveals.
-    ``sensitive_reveals_today``: the user's count, when the caller has read it.
+    ``sensitive_reveals_today`` and ``membership``: the user's count and membership,
+    when the caller has read them.
     """
     now = timezone.now()
-    membership = Membership.objects.filter(project=project, user=user).first()
+    if membership is None:
+        membership = Membership.objects.filter(project=project, user=user).first()
     active = (
         membership is not None
         and membership.last_active is not None
