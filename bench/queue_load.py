@@ -1,7 +1,7 @@
 """The labeling queue under load: many moderators calling next and submit over HTTP.
 
     python -m bench.queue_load [--seconds 60] [--moderators 32] [--images 100000]
-                               [--think-ms 1000] [--workers 4] [--threads 4] [--conn-max-age 60]
+                               [--think-ms 1000] [--workers N] [--worker-class sync] [--conn-max-age 60]
                                [--database-url postgres://postgres@127.0.0.1:5432/veil_bench_queue]
                                [--keep-db] [--reuse-db]
 
@@ -9,13 +9,18 @@ Builds a throw-away PostgreSQL database (dropped and created again; its name mus
 contain ``bench``), migrates it, bulk-creates a project of ``--images`` accepted images
 with overlap 2, starts round 0 over all of them through ``round_start_initial`` and adds
 ``--moderators`` moderators with API tokens. Then it serves the app with gunicorn on a
-free port of 127.0.0.1 (``moderation.settings.production``, DEBUG off) and runs one
-thread per moderator, each with its own keep-alive connection, for ``--seconds``:
+free port of 127.0.0.1 (``moderation.settings.production``, DEBUG off; sync workers, as
+``docker-compose.yml`` runs the web service, one per core and one more: the app is
+CPU-bound Python, and more processes than cores only take turns) and runs one thread
+per moderator, each with its own connection, for ``--seconds``:
 
 - every moderator asks ``POST .../queue/next/``, answers it with
   ``POST /api/queue/items/<id>/submit/`` (a label, a fresh client key), rests
   ``--think-ms`` on average (uniform between half and one and a half times it), and
-  again. A request that times out or gets a 5xx is sent again as it was, so a retried
+  again. Each starts after a rest of random length (up to one and a half times
+  ``--think-ms``), as people who work independently do: started all at once, the 32
+  first requests would queue behind each other, and that one burst, a few percent of
+  a minute's pairs, would be the p99. A request that times out or gets a 5xx is sent again as it was, so a retried
   submission carries the same client key. One submission in ``--resend-every`` is sent
   a second time on purpose, as a client that lost the answer would; it must come back
   200 with the first annotation.
@@ -351,6 +356,10 @@ def moderate(moderator: Moderator, port: int, args: argparse.Namespace, categori
             time.sleep(rng.uniform(0.5, 1.5) * args.think_ms / 1000)
 
     deadline = time.perf_counter() + args.seconds
+    # Each moderator joins at a random point of its cycle, so the run starts in the
+    # steady state instead of with every moderator asking at the same instant.
+    if args.think_ms:
+        time.sleep(rng.uniform(0, 1.5) * args.think_ms / 1000)
     try:
         while time.perf_counter() < deadline:
             start = time.perf_counter()
@@ -458,9 +467,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--overlap", type=int, default=2)
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
-    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class")
+    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) + 1,
+                        help="gunicorn worker processes (default: one per core, and one more)")
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread)")
+    parser.add_argument("--worker-class", default="sync",
+                        help="gunicorn worker class (sync, as docker-compose.yml runs the web service)")
     parser.add_argument("--keep-alive", type=int, default=0,
                         help="seconds gunicorn keeps an idle connection (0: one request per connection)")
     parser.add_argument("--conn-max-age", type=int, default=60, help="DATABASE_CONN_MAX_AGE of the server")

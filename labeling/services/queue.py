@@ -82,11 +82,13 @@ def queue_next(*, user, project: Project) -> Lease | None:
     A live lease the user already holds is handed back first (a reload, a retry, an undo).
     """
     now = timezone.now()
+    live = Assignment.objects.filter(user=user, completed__isnull=True, expires__gt=now)
+    # Most asks follow an answer and find no live lease: a bare look first.
     held = (
-        Assignment.objects.select_related("item__image", "item__round")
-        .filter(user=user, item__round__project=project, item__round__status=Round.Status.OPEN,
-                completed__isnull=True, expires__gt=now)
+        live.select_related("item__image", "item__round")
+        .filter(item__round__project=project, item__round__status=Round.Status.OPEN)
         .order_by("leased").first()
+        if live.exists() else None
     )
     if held is not None:
         return Lease(held.item, held, resumed=True)
@@ -214,7 +216,7 @@ def annotation_submit(
     try:
         with transaction.atomic():
             item = (
-                QueueItem.objects.select_for_update(of=("self",)).select_related("round__project", "image")
+                QueueItem.objects.select_for_update(of=("self",)).select_related("round__project")
                 .filter(pk=item_id).first()
             )
             # Recording the activity is also the membership check (superusers see every project).
@@ -250,7 +252,7 @@ def annotation_submit(
                     refusal = Conflict("This item was not handed to you.", code="not_assigned")
                 return _first_answer_or(user, client_key, refusal)
             annotation = Annotation.objects.create(
-                image=item.image, user=user, round=item.round, kind=kind, category=category,
+                image_id=item.image_id, user=user, round=item.round, kind=kind, category=category,
                 time_spent_ms=max(0, int(time_spent_ms)), revealed=bool(revealed), client_key=client_key,
                 note=note[:2000],
             )
@@ -341,18 +343,29 @@ def lease_status(
     It comes with every lease, so its counts are read in one query (:func:`_lease_counts`),
     each from an index rather than the round: a round's size is cached (its items are
     written with it, in one transaction), and its finished items are counted from
-    whichever side, done or not, is smaller. ``open_rounds`` and ``membership``: the
-    project's open rounds and the user's membership, when the caller has just read them.
+    whichever side, done or not, is smaller, at most once per ``ROUND_DONE_SECONDS``
+    (everyone's progress, a moment old: the moderator's own work shows in their own
+    counts at once). ``open_rounds`` and ``membership``: the project's open rounds and
+    the user's membership, when the caller has just read them.
     """
     rounds = _open_rounds(project) if open_rounds is None else open_rounds
     round_ids = [r.pk for r in rounds]
     total = sum(_round_size(r.pk, r.created) for r in rounds)
-    mostly_done_key = "veil:rounds-mostly-done:" + ",".join(map(str, round_ids))
+    # With the rounds' creation times, so that an id handed out again after a rollback is a new key.
+    rounds_key = ",".join(f"{r.pk}@{r.created.timestamp()}" for r in rounds)
+    key, mostly_done_key = f"veil:rounds-done:{rounds_key}", f"veil:rounds-mostly-done:{rounds_key}"
+    done = cache.get(key) if round_ids else 0
     mostly_done = bool(round_ids) and cache.get(mostly_done_key, False)
-    counts = _lease_counts(user=user, project=project, round_ids=round_ids, count_done=not mostly_done)
-    done = total - counts["side"] if mostly_done else counts["side"]
-    if round_ids and mostly_done != (2 * done > total):
-        cache.set(mostly_done_key, 2 * done > total, ROUND_SIZE_SECONDS)
+    side = None if done is not None else not mostly_done
+    counts = _lease_counts(user=user, project=project, round_ids=round_ids, count_done=side)
+    if done is None:
+        done = total - counts["side"] if mostly_done else counts["side"]
+        # The first count to arrive is what everyone is shown until it expires, so
+        # that a count which took longer cannot replace a newer one.
+        cache.add(key, done, ROUND_DONE_SECONDS)
+        done = cache.get(key, done)
+        if mostly_done != (2 * done > total):
+            cache.set(mostly_done_key, 2 * done > total, ROUND_SIZE_SECONDS)
     return {
         "progress": {
             "round": rounds[0].number if rounds else None,
@@ -367,19 +380,26 @@ def lease_status(
     }
 
 
-def _lease_counts(*, user, project: Project, round_ids: list[int], count_done: bool) -> dict[str, int]:
+def _lease_counts(
+    *, user, project: Project, round_ids: list[int], count_done: bool | None
+) -> dict[str, int | None]:
     """The counts of :func:`lease_status` in one round trip.
 
     ``labels`` and ``labels_today``: the user's labels in the project (found through
     their rounds, which every label has, so that no image row is read per label);
     ``reveals_today``: their sensitive reveals since midnight; ``side``: the open
-    rounds' items that are done (``count_done``) or not.
+    rounds' items that are done (``count_done``) or not; not counted (None) when
+    ``count_done`` is None.
     """
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     annotation, image, reveal, item, round_ = (
         m._meta.db_table for m in (Annotation, Image, Reveal, QueueItem, Round)
     )
-    in_rounds = ", ".join(["%s"] * len(round_ids)) or "NULL"
+    items, items_params = "SELECT NULL AS n", []
+    if count_done is not None:
+        in_rounds = ", ".join(["%s"] * len(round_ids)) or "NULL"
+        items = f"SELECT COUNT(*) AS n FROM {item} q WHERE q.round_id IN ({in_rounds}) AND q.done = %s"
+        items_params = [*round_ids, count_done]
     sql = f"""
         SELECT labels.n, labels.today, reveals.n, items.n FROM
             (SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN a.created >= %s THEN 1 ELSE 0 END), 0) AS today
@@ -388,12 +408,12 @@ def _lease_counts(*, user, project: Project, round_ids: list[int], count_done: b
                 AND a.round_id IN (SELECT id FROM {round_} WHERE project_id = %s)) labels,
             (SELECT COUNT(*) AS n FROM {reveal} r JOIN {image} i ON i.id = r.image_id
               WHERE r.user_id = %s AND r.sensitive = %s AND r.created >= %s AND i.project_id = %s) reveals,
-            (SELECT COUNT(*) AS n FROM {item} q WHERE q.round_id IN ({in_rounds}) AND q.done = %s) items
+            ({items}) items
     """
     params = [
         today, user.pk, Annotation.Kind.LABEL, project.pk,
         user.pk, True, today, project.pk,
-        *round_ids, count_done,
+        *items_params,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -402,6 +422,7 @@ def _lease_counts(*, user, project: Project, round_ids: list[int], count_done: b
 
 
 ROUND_SIZE_SECONDS = 600
+ROUND_DONE_SECONDS = 2
 
 
 def _round_size(round_id: int, created) -> int:

@@ -237,9 +237,13 @@ def test_each_lease_names_the_next_blurred_preview_to_preload(api, project, queu
     assert lease["next_blurred_url"] is None, "the last item has nothing after it"
 
 
-def test_every_lease_carries_progress_that_matches_the_rows(api, project, queued, moderator, make_user):
+def test_every_lease_carries_progress_that_matches_the_rows(api, project, queued, moderator, make_user,
+                                                             monkeypatch):
     """Round progress is right on both sides of the done/open split it counts from."""
+    from labeling.services import queue
     from labeling.services.projects import membership_set
+
+    monkeypatch.setattr(queue, "ROUND_DONE_SECONDS", 0)  # counted afresh for every lease
 
     other = make_user("other")
     membership_set(project=project, user=other, role="moderator")
@@ -263,3 +267,26 @@ def test_every_lease_carries_progress_that_matches_the_rows(api, project, queued
     status = lease_status(user=moderator, project=project)
     assert status["progress"]["my_labels"] == 6
     assert status["wellbeing"]["used"] == 1
+
+
+def test_round_progress_is_counted_once_per_moment_own_labels_at_once(api, project, queued, moderator,
+                                                                       make_user):
+    from labeling.services import queue
+    from labeling.services.projects import membership_set
+
+    other = make_user("other")
+    membership_set(project=project, user=other, role="moderator")
+    a, b = api(moderator), api(other)
+    first = next_item(a, project)
+    assert submit(a, first["item_id"]).status_code == 201
+    assert submit(b, next_item(b, project)["item_id"]).status_code == 201  # the same item: now done
+    second = next_item(a, project)
+    assert QueueItem.objects.filter(round=queued, done=True).count() == 1
+    # Within ROUND_DONE_SECONDS everyone's progress is the count of a moment ago; the
+    # moderator's own labels are counted at once.
+    assert second["progress"]["round_done"] == first["progress"]["round_done"] == 0
+    assert second["progress"]["my_labels"] == 1
+    from django.core.cache import cache
+
+    cache.clear()  # as if ROUND_DONE_SECONDS had passed
+    assert queue.lease_status(user=moderator, project=project)["progress"]["round_done"] == 1
