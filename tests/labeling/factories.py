@@ -36,3 +36,21 @@ def embedded_pool(project, vectors: np.ndarray, **image_fields) -> tuple[ModelVe
         for image, v in zip(images, vectors, strict=True)
     )
     return backbone, images
+
+
+CLUSTER_KEYS = ["violence", "drugs", "neutral"]
+
+
+def clustered_pool(project) -> dict[int, str]:
+    """120 embedded images in three well-separated clusters, one per key of
+    ``CLUSTER_KEYS``, with the project set for small combined rounds (overlap 1, batches
+    of 12, a quarter held out for evaluation, no gold). Returns image id -> true key."""
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 16)) * 4
+    truth = np.repeat(np.arange(3), 40)
+    vectors = centers[truth] + rng.normal(size=(120, 16))
+    project.overlap, project.batch_size, project.strategy = 1, 12, "combined"
+    project.eval_fraction, project.gold_rate = 0.25, 0.0
+    project.save()
+    _, images = embedded_pool(project, vectors)
+    return {image.pk: CLUSTER_KEYS[t] for image, t in zip(images, truth, strict=True)}

@@ -6,7 +6,6 @@ import re
 import uuid
 import xml.etree.ElementTree as ET
 
-import numpy as np
 import pytest
 from django.urls import reverse
 
@@ -15,25 +14,16 @@ from labeling.selectors.dashboard import embedding_map
 from labeling.services.queue import annotation_submit, queue_next
 from labeling.services.rounds import round_start_initial
 from ml.plots import SVG_NS, category_colors
-from tests.labeling.factories import ImageFactory, embedded_pool
+from tests.labeling.factories import CLUSTER_KEYS, ImageFactory, clustered_pool
 
 pytestmark = pytest.mark.django_db
 
-KEYS = ["violence", "drugs", "neutral"]
 NS = {"svg": SVG_NS}
 
 
 @pytest.fixture
 def pool(project):
-    rng = np.random.default_rng(0)
-    centers = rng.normal(size=(3, 16)) * 4
-    truth = np.repeat(np.arange(3), 40)
-    vectors = centers[truth] + rng.normal(size=(120, 16))
-    project.overlap, project.batch_size, project.strategy = 1, 12, "combined"
-    project.eval_fraction, project.gold_rate = 0.25, 0.0
-    project.save()
-    _, images = embedded_pool(project, vectors)
-    return {image.pk: KEYS[t] for image, t in zip(images, truth, strict=True)}
+    return clustered_pool(project)
 
 
 def label(user, project, truth, *, leave: int = 0) -> int:
@@ -121,7 +111,7 @@ def test_after_a_retrain_the_dashboard_shows_rounds_metrics_plots_and_the_map(
     assert f'data-metric="neutral_fpr">{head.metrics["neutral_fpr"]:.3f}<' in zero
     per_class = re.search(r'<tr class="per-class-row" data-round="0">(.*?)</details>', page, re.S).group(1)
     assert "<details open>" in page
-    for key in KEYS:
+    for key in CLUSTER_KEYS:
         row = re.search(rf'<tr data-category="{key}">(.*?)</tr>', per_class, re.S).group(1)
         assert f'data-metric="precision">{head.metrics["per_class"][key]["precision"]:.3f}<' in row
         assert f'data-metric="recall">{head.metrics["per_class"][key]["recall"]:.3f}<' in row
@@ -131,7 +121,7 @@ def test_after_a_retrain_the_dashboard_shows_rounds_metrics_plots_and_the_map(
     point = curve.find(".//svg:g[@data-name='accuracy']/svg:circle/svg:title", NS).text
     assert point == f"accuracy: {head.metrics['accuracy']:.3f} at {head.metrics['n_train']}"
     pr = svg_in(page, "pr-curves")
-    assert series(pr) == {key: len(head.metrics["pr_curves"][key]["precision"]) for key in KEYS}
+    assert series(pr) == {key: len(head.metrics["pr_curves"][key]["precision"]) for key in CLUSTER_KEYS}
 
     circles = svg_in(page, "embedding-map").findall(".//svg:circle[@class='point']", NS)
     assert len(circles) == len(pool)
@@ -214,7 +204,7 @@ def test_jobs_show_progress_and_a_failed_jobs_error(client, project, admin_user)
 
 
 def test_the_map_samples_at_most_its_cap_with_a_seed(project, pool):
-    colors = category_colors(KEYS)
+    colors = category_colors(CLUSTER_KEYS)
     first = embedding_map(project=project, colors=colors, max_points=50, seed=1)
     again = embedding_map(project=project, colors=colors, max_points=50, seed=1)
     assert first["shown"] == 50 and first["total"] == 120 and first["unlabeled"] == 50

@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import uuid
 
-import numpy as np
 import pytest
 
 from labeling.errors import ApplicationError
 from labeling.models import Image, Job, ModelVersion, Prediction, QueueItem, Round
 from labeling.services.queue import annotation_submit, queue_next
 from labeling.services.rounds import retrain_job_submit, round_start_initial
-from tests.labeling.factories import embedded_pool
+from tests.labeling.factories import CLUSTER_KEYS, clustered_pool
 
 pytestmark = pytest.mark.django_db
 
-KEYS = ["violence", "drugs", "neutral"]
 
 
 @pytest.fixture
 def pool(project):
-    rng = np.random.default_rng(0)
-    centers = rng.normal(size=(3, 16)) * 4
-    truth = np.repeat(np.arange(3), 40)
-    vectors = centers[truth] + rng.normal(size=(120, 16))
-    project.overlap, project.batch_size, project.strategy = 1, 12, "combined"
-    project.eval_fraction, project.gold_rate = 0.25, 0.0
-    project.save()
-    _, images = embedded_pool(project, vectors)
-    return {image.pk: KEYS[t] for image, t in zip(images, truth, strict=True)}
+    return clustered_pool(project)
 
 
 def label_round(user, project, truth):
@@ -59,7 +49,7 @@ def test_a_finished_round_retrains_predicts_and_fills_the_next(project, pool, mo
     assert job.status == "succeeded", job.error
     head = ModelVersion.objects.get(kind="head", is_active=True)
     assert head.metrics["n_eval"] == 30 and head.metrics["accuracy"] > 0.9
-    assert set(head.metrics["per_class"]) == set(KEYS)
+    assert set(head.metrics["per_class"]) == set(CLUSTER_KEYS)
     zero, one = Round.objects.order_by("number")
     assert zero.status == "closed" and zero.head == head and zero.metrics["accuracy"] == head.metrics["accuracy"]
     assert one.number == 1 and one.status == "open" and one.strategy == "combined"
