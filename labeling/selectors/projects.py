@@ -30,18 +30,20 @@ def project_role(*, user, project: Project) -> str | None:
 def membership_get_for_user(*, user, slug: str, admin: bool = False) -> Membership:
     """The user's membership of the project (an admin's when ``admin``), project loaded.
 
-    One query. A superuser who is not a member gets an unsaved admin membership. A
-    project the user cannot see answers "not found", so its existence is not revealed.
+    One query. Superusers act as admins of every project: one who is not a member gets
+    an unsaved admin membership, one who is keeps their own (their streak and budget
+    live on it). A project the user cannot see answers "not found", so its existence is
+    not revealed.
     """
     membership = None
     if user.is_authenticated:
         membership = Membership.objects.select_related("project").filter(project__slug=slug, user=user).first()
-        if user.is_superuser and (membership is None or membership.role != Membership.Role.ADMIN):
-            project = membership.project if membership else Project.objects.filter(slug=slug).first()
+        if membership is None and user.is_superuser:
+            project = Project.objects.filter(slug=slug).first()
             membership = Membership(project=project, user=user, role=Membership.Role.ADMIN) if project else None
     if membership is None:
         raise NotFound(f"Project {slug!r} not found.")
-    if admin and membership.role != Membership.Role.ADMIN:
+    if admin and membership.role != Membership.Role.ADMIN and not user.is_superuser:
         raise Forbidden(f"Only admins of project {slug!r} may do this.", code="admin_only")
     return membership
 

@@ -157,3 +157,22 @@ def test_admins_have_no_reveal_budget(project, admin_user, image):
     reveal_record(user=admin_user, image=image)
     status = wellbeing_status(user=admin_user, project=project)
     assert (status["used"], status["budget"], status["remaining"]) == (1, None, None)
+
+
+def test_a_lease_reports_the_streak_of_the_moderator_who_asks(clock, api, project, moderator, make_user,
+                                                            labeled_by):
+    """Over the API too, also for a superuser who labels as a member of the project."""
+    from django.urls import reverse
+
+    from labeling.models import Membership
+    from labeling.services.projects import membership_set
+
+    root = make_user("root", is_superuser=True)
+    membership_set(project=project, user=root, role=Membership.Role.MODERATOR)
+    for user in (moderator, root):
+        labeled_by(user)
+    clock.advance(5)
+    for user in (moderator, root):
+        lease = api(user).post(reverse("api-queue-next", args=[project.slug])).json()
+        assert lease["wellbeing"]["streak_minutes"] == 5
+        assert lease["progress"]["my_labels"] == 1
