@@ -323,9 +323,16 @@ def _by_client_key(user, client_key: str) -> Annotation | None:
 
 
 def _after_label(item: QueueItem) -> None:
-    """When the label completed the round, queue the retraining chain after commit."""
+    """When the label completed the round, queue the retraining chain after commit.
+
+    Labels that finish items take the round's row lock first. Submits lock only their
+    item, so without it the last two items, finished at once, would each still see the
+    other open and neither would complete the round; with it the second looks after the
+    first has committed.
+    """
     if not item.done:
         return
+    Round.objects.select_for_update().filter(pk=item.round_id).values_list("pk", flat=True).first()
     if _open_items(item.round.project).filter(round=item.round, is_gold=False).exists():
         return
     from labeling.services.rounds import round_complete
