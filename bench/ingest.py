@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"bare decode + hash loop: {bare_seconds:7.2f} s  {bare_rate:7.1f} images/s (1 thread; "
           f"mean of a run before and one after the import: {before:.2f} s, {after:.2f} s)")
     print(f"veil import:             {import_seconds:7.2f} s  {import_rate:7.1f} images/s "
-          f"({args.workers} analysis threads; checks, hashes, derivatives, rows, files)")
+          f"({args.workers} analysis workers; checks, hashes, derivatives, rows, files)")
     print(f"ingest ratio (import rate / bare rate): {import_rate / bare_rate:.2f}")
     print(f"outcomes: { {k: v for k, v in summary.items() if v} }")
 

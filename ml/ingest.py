@@ -23,6 +23,8 @@ class Analysis:
     ``height`` (pixels, EXIF orientation applied) are set whenever the file decoded, also
     for ``low_resolution`` and ``blank`` rejections. ``quality_score``, ``phash`` and the
     two JPEG derivatives (thumbnail, blurred preview) are set for accepted files only.
+    ``thumbnail_is_original`` says that the file is its own thumbnail: ``thumbnail_jpeg``
+    is then the input bytes themselves.
     """
 
     name: str
@@ -37,6 +39,7 @@ class Analysis:
     phash: int | None
     thumbnail_jpeg: bytes | None
     blurred_jpeg: bytes | None
+    thumbnail_is_original: bool = False
 
 
 def analyse(
@@ -76,13 +79,14 @@ def analyse(
         return analysis
     thumb = thumbnail(decoded.image, max_side=thumb_side)
     grey = decoded.grey if thumb is decoded.image else thumb.convert("L")
-    thumb_jpeg = data if _is_web_ready_jpeg(decoded, data, thumb_side) else encode_jpeg(thumb)
+    reuse = _is_web_ready_jpeg(decoded, data, thumb_side)
     return replace(
         analysis,
         quality_score=quality_score(grey, original_size=(decoded.width, decoded.height)),
         phash=phash64(grey),
-        thumbnail_jpeg=thumb_jpeg,
+        thumbnail_jpeg=data if reuse else encode_jpeg(thumb),
         blurred_jpeg=encode_jpeg(blurred(thumb, radius=blur_radius)),
+        thumbnail_is_original=reuse,
     )
 
 

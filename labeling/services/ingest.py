@@ -1,8 +1,11 @@
 """Image import: folder or zip in, Image rows and stored files out.
 
 The CPU work per file (decode, checks, hashes, derivatives) is ``ml.ingest.analyse``,
-run in a thread pool (Pillow, hashlib and numpy release the GIL for the heavy parts).
-This module decides duplicates, writes rows and files, and reports progress.
+run in a pool of worker processes while this process decides duplicates, writes rows
+and files, and reports progress. Where this process may not start processes (a
+daemonic Celery prefork child, a platform without ``fork``), the pool is made of threads
+instead: Pillow, hashlib and numpy release the GIL for the heavy parts, but the
+Python-level work of the analysis then competes with the writing for the GIL.
 
 Every input file ends as an ``Image`` row (accepted, rejected with a reason, or a
 duplicate pointing at what it duplicates) or as an ``ImportIssue`` row. Rows are written
@@ -14,13 +17,16 @@ import leaves only whole batches behind.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import shutil
 import tempfile
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from django.core.files.storage import default_storage
@@ -69,12 +75,37 @@ def images_import(
     summary = ImportSummary()
     sources = [ImportSource(path) for path in paths]
     try:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        with analysis_pool(workers) as pool:
             _import_sources(project, sources, pool, config, state, categories, source, job, summary, progress)
     finally:
         for entries in sources:
             entries.close()
     return summary
+
+
+@contextmanager
+def analysis_pool(workers: int, *, processes: bool = True) -> Iterator[Executor]:
+    """An executor of ``workers`` analysis workers: processes if this process may fork.
+
+    Worker processes are forked, so they start in milliseconds and share the parent's
+    loaded modules; they only run ``ml.ingest.analyse`` and never touch the database
+    connections they inherit. When forking is unavailable or refused (a daemonic
+    process may not have children), or ``processes`` is false, the workers are threads.
+    """
+    workers = max(1, workers)
+    pool: Executor | None = None
+    if processes and "fork" in multiprocessing.get_all_start_methods():
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+        try:
+            pool.submit(int).result()
+        except (AssertionError, OSError, BrokenProcessPool) as exc:
+            logger.info("analysis in threads: worker processes cannot start here (%s)", exc)
+            pool.shutdown(wait=True, cancel_futures=True)
+            pool = None
+    if pool is None:
+        pool = ThreadPoolExecutor(max_workers=workers)
+    with pool:
+        yield pool
 
 
 def _import_sources(project, sources, pool, config, state, categories, source, job, summary, progress) -> None:
@@ -84,7 +115,7 @@ def _import_sources(project, sources, pool, config, state, categories, source, j
     pending = None
     for batch in _batches(sources):
         readable = [e for e in batch if isinstance(e, SourceFile)]
-        futures = [pool.submit(_read_and_analyse, e, config, project.blur_radius) for e in readable]
+        futures = [_read_and_submit(pool, e, config, project.blur_radius) for e in readable]
         if pending is not None:
             done += _import_batch(project, *pending, state, categories, source, job, summary)
             if progress:
@@ -131,27 +162,34 @@ class _DuplicateState:
         return cls(project=project, index=index, new_shas={})
 
 
-def _read_and_analyse(
-    entry: SourceFile, config: QualityConfig, blur_radius: float
-) -> tuple[bytes, Analysis] | OSError:
+def _read_and_submit(
+    pool: Executor, entry: SourceFile, config: QualityConfig, blur_radius: float
+) -> tuple[bytes, Future] | OSError:
+    """Read a file here and queue its analysis: ``(bytes, future)``, or the read error."""
     try:
         data = entry.read()
     except OSError as exc:
         return exc
-    return data, analyse(data, name=entry.name, config=config, blur_radius=blur_radius or None)
+    return data, pool.submit(_analyse_for_import, data, entry.name, config, blur_radius)
+
+
+def _analyse_for_import(data: bytes, name: str, config: QualityConfig, blur_radius: float) -> Analysis:
+    """``analyse`` as a pool worker runs it; a file that is its own thumbnail is not sent back."""
+    result = analyse(data, name=name, config=config, blur_radius=blur_radius or None)
+    return replace(result, thumbnail_jpeg=None) if result.thumbnail_is_original else result
 
 
 def _import_batch(
     project: Project,
     batch: Sequence[SourceFile | RefusedFile],
-    futures: Sequence[Future],
+    submitted: Sequence[tuple[bytes, Future] | OSError],
     state: _DuplicateState,
     categories: dict[str, Category],
     source: str,
     job: Job,
     summary: ImportSummary,
 ) -> int:
-    results = [future.result() for future in futures]
+    results = [(read[0], read[1].result()) if isinstance(read, tuple) else read for read in submitted]
     existing = dict(
         Image.objects.filter(
             project=project,
@@ -203,7 +241,7 @@ def _import_batch(
             image.thumbnail = media.thumbnail_name(result.sha256)
             image.blurred = media.blurred_name(result.sha256, project.blur_radius)
             image.sketch = media.sketch_name(result.sha256)
-            if result.thumbnail_jpeg is data:
+            if result.thumbnail_is_original:
                 image.thumbnail = image.original
             files += [(image.original, data), (image.blurred, result.blurred_jpeg)]
             if image.thumbnail != image.original:

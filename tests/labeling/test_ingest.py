@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
+import os
 import zipfile
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -88,6 +91,7 @@ def test_accepted_images_are_stored_with_derivatives(project, tmp_path, media_ro
     blurred = PILImage.open(media_root / image.blurred)
     assert blurred.width <= thumb.width and blurred.height <= thumb.height
     assert image.blurred != image.thumbnail
+    assert image.thumbnail == image.original, "a small upright JPEG serves as its own thumbnail"
     assert (image.width, image.height, image.format) == (320, 240, "JPEG")
     assert 0.0 <= image.quality_score <= 1.0
 
@@ -96,6 +100,48 @@ def test_accepted_images_are_stored_with_derivatives(project, tmp_path, media_ro
     upright = PILImage.open(media_root / rotated.thumbnail)
     assert stored.size == (240, 320), "the original is kept as it came, sideways with its EXIF tag"
     assert (rotated.width, rotated.height) == (320, 240) and upright.size == (320, 240)
+    assert rotated.thumbnail != rotated.original
+
+
+def test_analysis_runs_in_worker_processes():
+    with ingest.analysis_pool(2) as pool:
+        assert isinstance(pool, ProcessPoolExecutor)
+        pids = {pool.submit(os.getpid).result() for _ in range(8)}
+    assert os.getpid() not in pids
+
+
+def test_analysis_falls_back_to_threads_in_a_daemonic_process():
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+
+    def pool_kind() -> None:
+        with ingest.analysis_pool(2) as pool:
+            answers.put((type(pool).__name__, pool.submit(os.getpid).result() == os.getpid()))
+
+    child = context.Process(target=pool_kind, daemon=True)
+    child.start()
+    kind = answers.get(timeout=30)
+    child.join(timeout=30)
+    assert kind == ("ThreadPoolExecutor", True)
+
+
+def test_threads_and_processes_store_the_same_rows(tmp_path, monkeypatch):
+    folder = write(tmp_path / "in", BAD_AND_GOOD)
+    by_processes = project_create(slug="by-processes")
+    run_import(by_processes, folder)
+    monkeypatch.setattr(ingest.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    with ingest.analysis_pool(2) as pool:
+        assert isinstance(pool, ThreadPoolExecutor)
+    by_threads = project_create(slug="by-threads")
+    run_import(by_threads, folder)
+
+    fields = ("name", "status", "reason", "sha256", "phash", "width", "height", "format", "quality_score",
+              "size_bytes", "original", "thumbnail", "blurred", "duplicate_of__name")
+    rows = [
+        list(Image.objects.filter(project=project).order_by("name").values_list(*fields))
+        for project in (by_processes, by_threads)
+    ]
+    assert len(rows[0]) == len(BAD_AND_GOOD) and rows[0] == rows[1]
 
 
 def test_near_duplicates_are_caught_and_distinct_photos_are_not(project, tmp_path):

@@ -65,12 +65,15 @@ def test_thumb_side_and_blur_radius_are_honoured():
 
 def test_small_upright_jpeg_is_its_own_thumbnail():
     data = imagefiles.jpeg_bytes(23)
-    assert analyse(data, name="a.jpg", config=CONFIG).thumbnail_jpeg == data
+    result = analyse(data, name="a.jpg", config=CONFIG)
+    assert result.thumbnail_is_original and result.thumbnail_jpeg == data
     rotated = imagefiles.exif_rotated_jpeg(23)
-    thumb = analyse(rotated, name="r.jpg", config=CONFIG).thumbnail_jpeg
-    assert thumb != rotated and open_jpeg(thumb).size == (320, 240)
+    result = analyse(rotated, name="r.jpg", config=CONFIG)
+    assert not result.thumbnail_is_original
+    assert result.thumbnail_jpeg != rotated and open_jpeg(result.thumbnail_jpeg).size == (320, 240)
     png = imagefiles.encode(imagefiles.photo(23), "PNG")
-    assert open_jpeg(analyse(png, name="p.png", config=CONFIG).thumbnail_jpeg).size == (320, 240)
+    result = analyse(png, name="p.png", config=CONFIG)
+    assert not result.thumbnail_is_original and open_jpeg(result.thumbnail_jpeg).size == (320, 240)
 
 
 def test_exif_rotated_file_reports_upright_size_and_hash():

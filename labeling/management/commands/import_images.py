@@ -20,7 +20,7 @@ class Command(BaseCommand):
             help="Pre-label an image by the nearest parent folder named after a category key.",
         )
         parser.add_argument("--json", action="store_true", help="Print one JSON summary on stdout.")
-        parser.add_argument("--workers", type=int, default=2, help="Analysis threads.")
+        parser.add_argument("--workers", type=int, default=2, help="Analysis worker processes (threads where processes cannot start).")
 
     def handle(self, *args, path, project, source, labels_from_folders, workers, **options):
         as_json = options["json"]
