@@ -1,5 +1,6 @@
 """A real Celery worker process, over the configured broker (the file broker in the
-embedded mode, Redis in the scaled one), runs an import queued by the API."""
+embedded mode, Redis in the scaled one), runs an import queued by the API: with the solo
+pool of ``manage.py serve`` and with the prefork pool of ``docker-compose.yml``."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ def _database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-@pytest.fixture
-def worker(tmp_path, media_root, settings):
+@pytest.fixture(params=["solo", "prefork"])
+def worker(request, tmp_path, media_root, settings):
     if settings.CELERY_BROKER_URL.startswith("filesystem"):
         for message in Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]).glob("*.msg"):
             message.unlink()
@@ -52,11 +53,12 @@ def worker(tmp_path, media_root, settings):
     }
     log = open(tmp_path / "worker.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "moderation", "worker", "--pool", "solo",
-         "--queues", "default,gpu", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+        [sys.executable, "-m", "celery", "-A", "moderation", "worker", "--pool", request.param,
+         "--concurrency", "1", "--queues", "default,gpu", "--loglevel", "INFO",
+         "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
-    yield process, tmp_path / "worker.log"
+    yield process, tmp_path / "worker.log", request.param
     celery_app.conf.task_always_eager = saved_eager
     process.terminate()
     try:
@@ -67,7 +69,7 @@ def worker(tmp_path, media_root, settings):
 
 
 def test_worker_runs_an_uploaded_import(worker, make_user_committed):
-    process, log = worker
+    process, log, pool = worker
     project = project_create(slug="live")
     admin = make_user_committed("boss")
     membership_set(project=project, user=admin, role="admin")
@@ -89,3 +91,5 @@ def test_worker_runs_an_uploaded_import(worker, make_user_committed):
     assert job.status == "succeeded", f"{job.status} {job.error}\n{log.read_text()[-3000:]}"
     assert job.counts["accepted"] == 2
     assert project.images.filter(status="accepted").count() == 2
+    # A prefork child is daemonic and may not fork analysis workers: it uses threads.
+    assert ("analysis in threads" in log.read_text()) == (pool == "prefork")
