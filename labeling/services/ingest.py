@@ -16,9 +16,12 @@ import leaves only whole batches behind.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
 import shutil
+import signal
 import tempfile
 import zipfile
 from collections import Counter
@@ -89,13 +92,18 @@ def analysis_pool(workers: int, *, processes: bool = True) -> Iterator[Executor]
 
     Worker processes are forked, so they start in milliseconds and share the parent's
     loaded modules; they only run ``ml.ingest.analyse`` and never touch the database
-    connections they inherit. When forking is unavailable or refused (a daemonic
-    process may not have children), or ``processes`` is false, the workers are threads.
+    connections they inherit. On Linux they are killed when this process dies, even by
+    SIGKILL, so an interrupted import leaves none behind. When forking is unavailable or
+    refused (a daemonic process may not have children), or ``processes`` is false, the
+    workers are threads.
     """
     workers = max(1, workers)
     pool: Executor | None = None
     if processes and "fork" in multiprocessing.get_all_start_methods():
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+        pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+            initializer=_die_with_parent, initargs=(os.getpid(),),
+        )
         try:
             pool.submit(int).result()
         except (AssertionError, OSError, BrokenProcessPool) as exc:
@@ -106,6 +114,22 @@ def analysis_pool(workers: int, *, processes: bool = True) -> Iterator[Executor]
         pool = ThreadPoolExecutor(max_workers=workers)
     with pool:
         yield pool
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool worker start-up: ask Linux to kill this worker when ``parent`` dies.
+
+    Elsewhere (no ``prctl``) it does nothing; the worker then outlives a parent killed by
+    SIGKILL, idle, as ``concurrent.futures`` workers do.
+    """
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+    if prctl is None or prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        return
+    if os.getppid() != parent:
+        os._exit(1)  # the parent died before the request took effect
 
 
 def _import_sources(project, sources, pool, config, state, categories, source, job, summary, progress) -> None:

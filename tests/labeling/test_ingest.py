@@ -6,6 +6,8 @@ import io
 import json
 import multiprocessing
 import os
+import signal
+import time
 import zipfile
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
@@ -108,6 +110,41 @@ def test_analysis_runs_in_worker_processes():
         assert isinstance(pool, ProcessPoolExecutor)
         pids = {pool.submit(os.getpid).result() for _ in range(8)}
     assert os.getpid() not in pids
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, killed but not yet reaped, does not count)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_analysis_workers_die_with_a_killed_import():
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+
+    def import_then_hang() -> None:
+        with ingest.analysis_pool(2) as pool:
+            answers.put(sorted({pool.submit(os.getpid).result() for _ in range(8)} | {os.getpid()}))
+            time.sleep(120)
+
+    importer = context.Process(target=import_then_hang)
+    importer.start()
+    workers = [pid for pid in answers.get(timeout=30) if pid != importer.pid]
+    try:
+        assert workers and all(_alive(pid) for pid in workers)
+        os.kill(importer.pid, signal.SIGKILL)
+        importer.join(timeout=30)
+        deadline = time.monotonic() + 20
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        for pid in filter(_alive, workers):  # left behind: do not let them hold the run's output
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_analysis_falls_back_to_threads_in_a_daemonic_process():
