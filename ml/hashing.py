@@ -132,6 +132,7 @@ class HashIndex:
         self._bucket_hashes = np.zeros(0, dtype=np.uint64)
         self._bucket_rows = np.zeros((0, self._ROW), dtype=np.uint64)
         self._row_spans = np.zeros((0, 2), dtype=np.int64)
+        self._table_reads = 0
         self._bucket_ids = np.zeros(0, dtype=np.int64)
         masks, counts = [], []
         for width, base, budget in zip(
@@ -224,11 +225,7 @@ class HashIndex:
 
     def _block_queries(self) -> int:
         """Queries per block of :meth:`query_many`: about ``_BLOCK_WORK`` entries each."""
-        per_query = len(self._keys) - self._indexed
-        if self._indexed:
-            # A probe reads its bucket's entries and up to two rows' worth around them.
-            sizes = np.repeat([1 << w for w in self._WIDTHS], self._probe_counts)
-            per_query += len(sizes) * 2 * self._ROW + int((self._indexed / sizes).sum())
+        per_query = len(self._keys) - self._indexed + self._table_reads
         return max(1, min(self._BLOCK_QUERIES, self._BLOCK_WORK // max(per_query, 1)))
 
     def _block_hits(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -355,6 +352,10 @@ class HashIndex:
         self._bounds = bounds.astype(np.int32) if small else bounds
         self._row_spans = spans.astype(np.int32) if small else spans
         self._indexed = n
+        # Entries one look-up reads from the table: a probe reads its bucket's entries and
+        # up to two rows' worth around them.
+        sizes = np.repeat([1 << w for w in self._WIDTHS], self._probe_counts)
+        self._table_reads = len(sizes) * 2 * self._ROW + int((n / sizes).sum())
 
 
 def _budgets(radius: int, chunks: int) -> list[int | None]:
