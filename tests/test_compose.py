@@ -55,6 +55,8 @@ def test_commands_match_the_code(compose):
     assert "migrate" in services["web"]["command"]
     worker, gpu = services["worker"]["command"], services["worker-gpu"]["command"]
     assert "-A moderation worker" in worker and "--queues default" in worker
+    # Imports start analysis processes, which a prefork child may not: see test_worker.
+    assert "--pool threads" in worker or "--pool solo" in worker
     assert "--queues gpu" in gpu
     assert settings.CELERY_TASK_DEFAULT_QUEUE == "default"
     gpu_tasks = {task for task, route in settings.CELERY_TASK_ROUTES.items() if route["queue"] == "gpu"}

@@ -1,6 +1,7 @@
 """A real Celery worker process, over the configured broker (the file broker in the
 embedded mode, Redis in the scaled one), runs an import queued by the API: with the solo
-pool of ``manage.py serve`` and with the prefork pool of ``docker-compose.yml``."""
+pool of ``manage.py serve``, the thread pool of ``docker-compose.yml`` and Celery's
+default prefork pool."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def _database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-@pytest.fixture(params=["solo", "prefork"])
+@pytest.fixture(params=["solo", "threads", "prefork"])
 def worker(request, tmp_path, media_root, settings):
     if settings.CELERY_BROKER_URL.startswith("filesystem"):
         for message in Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]).glob("*.msg"):
