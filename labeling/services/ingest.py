@@ -87,19 +87,18 @@ def images_import(
 
 
 @contextmanager
-def analysis_pool(workers: int, *, processes: bool = True) -> Iterator[Executor]:
+def analysis_pool(workers: int) -> Iterator[Executor]:
     """An executor of ``workers`` analysis workers: processes if this process may fork.
 
     Worker processes are forked, so they start in milliseconds and share the parent's
     loaded modules; they only run ``ml.ingest.analyse`` and never touch the database
     connections they inherit. On Linux they are killed when this process dies, even by
     SIGKILL, so an interrupted import leaves none behind. When forking is unavailable or
-    refused (a daemonic process may not have children), or ``processes`` is false, the
-    workers are threads.
+    refused (a daemonic process may not have children), the workers are threads.
     """
     workers = max(1, workers)
     pool: Executor | None = None
-    if processes and "fork" in multiprocessing.get_all_start_methods():
+    if "fork" in multiprocessing.get_all_start_methods():
         pool = ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("fork"),
             initializer=_die_with_parent, initargs=(os.getpid(),),
