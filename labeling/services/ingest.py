@@ -121,8 +121,10 @@ _PR_SET_PDEATHSIG = 1
 def _die_with_parent(parent: int) -> None:
     """Pool worker start-up: ask Linux to kill this worker when ``parent`` dies.
 
-    Elsewhere (no ``prctl``) it does nothing; the worker then outlives a parent killed by
-    SIGKILL, idle, as ``concurrent.futures`` workers do.
+    Linux sends the signal when the thread that forked the worker ends, not only the
+    process: that is the thread inside ``analysis_pool``'s ``with`` block, which the pool
+    never outlives. Elsewhere (no ``prctl``) this does nothing; the worker then outlives a
+    parent killed by SIGKILL, idle, as ``concurrent.futures`` workers do.
     """
     prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
     if prctl is None or prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
