@@ -140,12 +140,12 @@ def _import_sources(project, sources, pool, config, state, categories, source, j
     pending = None
     for batch in _batches(sources):
         readable = [e for e in batch if isinstance(e, SourceFile)]
-        futures = [_read_and_submit(pool, e, config, project.blur_radius) for e in readable]
+        submitted = [_read_and_submit(pool, e, config, project.blur_radius) for e in readable]
         if pending is not None:
             done += _import_batch(project, *pending, state, categories, source, job, summary)
             if progress:
                 progress(done, summary.total, summary.as_dict())
-        pending = (batch, futures)
+        pending = (batch, submitted)
     if pending is not None:
         done += _import_batch(project, *pending, state, categories, source, job, summary)
     if progress:
