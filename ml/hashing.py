@@ -17,6 +17,8 @@ import imagehash
 import numpy as np
 from PIL import Image
 
+from ml import hash_kernels
+
 _BITS = 64
 _MASK64 = (1 << _BITS) - 1
 _PHASH_BASE = 64
@@ -96,26 +98,24 @@ class HashIndex:
 
     Storage: all hashes in one growing ``uint64`` array, ordered by insertion (the
     position is the entry's id), plus a bucket table with one bucket per (chunk, value):
-    bucket ``b`` holds ``_bounds[b, 1]`` entries of ``_bucket_hashes`` / ``_bucket_ids``
-    ending at ``_bounds[b, 0]``. Entries from :meth:`add` first go to an unsorted tail
-    that look-ups scan linearly; the table is rebuilt (linear time: a radix sort per
-    chunk) whenever :meth:`add_many` or a look-up finds the tail longer than
+    bucket ``b`` holds entries ``_offsets[b]:_offsets[b + 1]`` of ``_prints`` and
+    ``_bucket_ids``. An entry's print is its hash without the chunk's bits, folded to 32
+    bits (:func:`ml.hash_kernels.fold32`): a candidate whose print is too far from the
+    query's is dropped without reading its hash: for a million random hashes, about
+    two of the 1 900 candidates of a look-up have their full hash read. Entries from :meth:`add` first go to an unsorted
+    tail that look-ups scan linearly; the table is rebuilt (linear time: a radix sort
+    per chunk) whenever :meth:`add_many` or a look-up finds the tail longer than
     ``max(512, tabled entries // 256)``, so a small index is only ever scanned.
 
-    Batches: :meth:`query_many` does the same look-ups for a block of queries at once, in
-    a fixed number of NumPy calls per block instead of per query. It reads the bucket
-    table as aligned rows of ``_ROW`` entries (``_bucket_rows``, the same memory as
-    ``_bucket_hashes``, padded); bucket ``b`` overlaps ``_row_spans[b, 1]`` rows, from
-    row ``_row_spans[b, 0]`` on.
+    The loops over probes and candidates are compiled (:mod:`ml.hash_kernels`);
+    :meth:`query_many` runs a whole batch in one call.
     """
 
     _WIDTHS = (18, 16, 15, 15)
     _MIN_TAIL = 512
     _TAIL_FRACTION = 256
-    _ROW_BITS = 2
-    _ROW = 1 << _ROW_BITS
-    _BLOCK_QUERIES = 1024
-    _BLOCK_WORK = 1 << 19
+    # Room for matches per query in the first try of a look-up; more take a second try.
+    _OUT_ROWS_PER_QUERY = 4
 
     def __init__(self, radius: int = 8) -> None:
         if not 0 <= radius <= _BITS:
@@ -125,26 +125,26 @@ class HashIndex:
         self._hashes = np.zeros(1024, dtype=np.uint64)
         self._indexed = 0
         widths = self._WIDTHS
-        self._shifts = [_BITS - sum(widths[: i + 1]) for i in range(len(widths))]
-        self._chunk_masks = [(1 << w) - 1 for w in widths]
-        self._bases = [sum(1 << w for w in widths[:i]) for i in range(len(widths))]
-        self._bounds = np.zeros((0, 2), dtype=np.int64)
-        self._bucket_hashes = np.zeros(0, dtype=np.uint64)
-        self._bucket_rows = np.zeros((0, self._ROW), dtype=np.uint64)
-        self._row_spans = np.zeros((0, 2), dtype=np.int64)
-        self._table_reads = 0
-        self._bucket_ids = np.zeros(0, dtype=np.int64)
-        masks, counts = [], []
-        for width, base, budget in zip(
-            widths, self._bases, _budgets(radius, len(widths)), strict=True
+        shifts = [_BITS - sum(widths[: i + 1]) for i in range(len(widths))]
+        bases = [sum(1 << w for w in widths[:i]) for i in range(len(widths))]
+        self._shifts = np.array(shifts, dtype=np.uint64)
+        self._chunk_masks = np.array([(1 << w) - 1 for w in widths], dtype=np.uint64)
+        # The bits a chunk's prints keep: all but the chunk's own.
+        self._keeps = ~(self._chunk_masks << self._shifts)
+        self._offsets = np.zeros(1, dtype=np.int32)
+        self._prints = np.zeros(0, dtype=np.uint32)
+        self._bucket_ids = np.zeros(0, dtype=np.int32)
+        buckets, chunks, slack = [], [], []
+        for chunk, (width, base, budget) in enumerate(
+            zip(widths, bases, _budgets(radius, len(widths)), strict=True)
         ):
-            chunk_masks = _masks_within(width, budget) if budget is not None else []
-            masks.append(np.asarray(chunk_masks, dtype=np.int64) + base)
-            counts.append(len(chunk_masks))
-        self._probe_masks = np.concatenate(masks)
-        self._probe_counts = np.array(counts)
-        self._shift_array = np.array(self._shifts, dtype=np.uint64)
-        self._chunk_mask_array = np.array(self._chunk_masks, dtype=np.uint64)
+            flips = _masks_within(width, budget) if budget is not None else []
+            buckets += [base + flip for flip in flips]
+            chunks += [chunk] * len(flips)
+            slack += [radius - flip.bit_count() for flip in flips]
+        self._probe_buckets = np.array(buckets, dtype=np.int64)
+        self._probe_chunks = np.array(chunks, dtype=np.int64)
+        self._probe_slack = np.array(slack, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -187,15 +187,7 @@ class HashIndex:
         """
         if not 0 <= h <= _MASK64:
             raise ValueError(f"hash {h} is outside [0, 2**64)")
-        self._table_long_tail()
-        n = len(self._keys)
-        query = np.uint64(h)
-        hits = self._table_hits(h, query) if self._indexed else set()
-        if n > self._indexed:
-            tail = np.bitwise_count(self._hashes[self._indexed : n] ^ query)
-            close = (tail <= self.radius).nonzero()[0]
-            hits.update(zip(tail[close].tolist(), (close + self._indexed).tolist(), strict=True))
-        return [(self._keys[i], d) for d, i in sorted(hits)]
+        return self.query_many(np.array([h], dtype=np.uint64))[0]
 
     def nearest_many(self, hashes: Sequence[int] | np.ndarray) -> list[tuple[Any, int] | None]:
         """:meth:`nearest` of every hash in ``hashes``, in order, computed as one batch."""
@@ -204,111 +196,65 @@ class HashIndex:
     def query_many(self, hashes: Sequence[int] | np.ndarray) -> list[list[tuple[Any, int]]]:
         """:meth:`query` of every hash in ``hashes``, in order, computed as one batch.
 
-        ``hashes``: unsigned 64-bit ints, or a ``uint64`` / ``int64`` array. The probes,
-        bucket reads, verification and de-duplication of a block of queries take a fixed
-        number of NumPy calls, so the per-call overhead that dominates :meth:`query` is
-        shared by the whole block. Blocks are sized so that the candidates of one block
-        stay near ``_BLOCK_WORK`` entries, which bounds the memory of a large batch.
+        ``hashes``: unsigned 64-bit ints, or a ``uint64`` / ``int64`` array.
         """
-        values = _as_uint64(hashes)
+        values = np.ascontiguousarray(_as_uint64(hashes))
         self._table_long_tail()
         results: list[list[tuple[Any, int]]] = [[] for _ in range(len(values))]
         if not len(self._keys) or not len(values):
             return results
         keys = self._keys
-        step = self._block_queries()
-        for start in range(0, len(values), step):
-            queries, ids, distances = self._block_hits(values[start : start + step])
-            for q, i, d in zip(queries.tolist(), ids.tolist(), distances.tolist(), strict=True):
-                results[start + q].append((keys[i], d))
+        queries, ids, distances = self._matches(values)
+        for q, i, d in zip(queries.tolist(), ids.tolist(), distances.tolist(), strict=True):
+            results[q].append((keys[i], d))
         return results
 
-    def _block_queries(self) -> int:
-        """Queries per block of :meth:`query_many`: about ``_BLOCK_WORK`` entries each."""
-        per_query = len(self._keys) - self._indexed + self._table_reads
-        return max(1, min(self._BLOCK_QUERIES, self._BLOCK_WORK // max(per_query, 1)))
+    def _matches(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(query, id, distance)`` arrays of every match of ``queries``.
 
-    def _block_hits(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(query, id, distance)`` arrays of every match of the queries in ``block``.
-
-        ``query`` indexes ``block``; the triples are unique and sorted by query, distance,
-        id.
+        ``query`` indexes ``queries``; the triples are unique and sorted by query,
+        distance, id.
         """
         n = len(self._keys)
-        queries, ids, distances = [], [], []
+        found = []
         if self._indexed:
-            query, id_, distance = self._block_table_hits(block)
-            queries.append(query)
-            ids.append(id_)
-            distances.append(distance)
+            found.append(
+                _run_kernel(
+                    hash_kernels.table_matches,
+                    queries,
+                    self._shifts,
+                    self._chunk_masks,
+                    self._keeps,
+                    self._probe_buckets,
+                    self._probe_chunks,
+                    self._probe_slack,
+                    self._offsets,
+                    self._prints,
+                    self._bucket_ids,
+                    self._hashes,
+                    self.radius,
+                    rows=len(queries) * self._OUT_ROWS_PER_QUERY,
+                )
+            )
         if n > self._indexed:
-            tail = np.bitwise_count(block[:, None] ^ self._hashes[self._indexed : n])
-            query, col = (tail <= self.radius).nonzero()
-            queries.append(query)
-            ids.append(col + self._indexed)
-            distances.append(tail[query, col])
+            found.append(
+                _run_kernel(
+                    hash_kernels.scan_matches,
+                    queries,
+                    self._hashes[self._indexed : n],
+                    self._indexed,
+                    self.radius,
+                    rows=len(queries) * self._OUT_ROWS_PER_QUERY,
+                )
+            )
+        matches = np.concatenate(found)
         # One sortable int64 per match: query, then distance, then id. Sorted, a match
         # that several chunks found sits next to its copies, which are dropped.
-        packed = (
-            np.concatenate(queries).astype(np.int64) * (_BITS + 1) + np.concatenate(distances)
-        ) * n + np.concatenate(ids)
-        packed.sort()
-        first = np.ones(len(packed), dtype=bool)
-        np.not_equal(packed[1:], packed[:-1], out=first[1:])
-        packed = packed[first]
+        packed = (matches[:, 0] * (_BITS + 1) + matches[:, 2]) * n + matches[:, 1]
+        packed = np.unique(packed)
         rest, id_ = np.divmod(packed, n)
         query, distance = np.divmod(rest, _BITS + 1)
         return query, id_, distance
-
-    def _block_table_hits(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(query, id, distance)`` of the tabled entries within the radius of ``block``.
-
-        Every table row that overlaps a probed bucket is copied once per probe: ``take``
-        of 32-byte rows runs a tight loop that keeps many cache misses in flight, where
-        gathering single entries or unaligned windows costs more per entry. A row's
-        entries outside the probed bucket are tested too: a match among them is a stored
-        hash within the radius all the same, also found through its own bucket, so only
-        the padding after the table's end is dropped. A match can appear several times.
-        """
-        bits, probes = self._ROW_BITS, len(self._probe_masks)
-        chunks = ((block[:, None] >> self._shift_array) & self._chunk_mask_array).astype(np.int64)
-        buckets = (chunks.repeat(self._probe_counts, axis=1) ^ self._probe_masks).ravel()
-        spans = self._row_spans.take(buckets, axis=0)
-        counts = spans[:, 1]
-        # In the spans' dtype (int32 unless the table is huge): an int64 cumsum is ~10x
-        # slower.
-        last_rows = counts.cumsum(dtype=counts.dtype)
-        # Read k is table row (first row of bucket j) + k - (first read of bucket j).
-        rows = (spans[:, 0] - (last_rows - counts)).repeat(counts)
-        rows += np.arange(len(rows), dtype=rows.dtype)
-        found = self._bucket_rows.take(rows, axis=0).reshape(-1)
-        per_query = np.diff(last_rows[probes - 1 :: probes], prepend=0)
-        np.bitwise_xor(found, block.repeat(per_query << bits), out=found)
-        distances = np.bitwise_count(found)
-        at = np.flatnonzero(distances <= self.radius)
-        read = at >> bits
-        positions = (rows.take(read).astype(np.int64) << bits) + (at & (self._ROW - 1))
-        inside = positions < len(self._bucket_ids)
-        return (
-            np.searchsorted(per_query.cumsum(), read[inside], side="right"),
-            self._bucket_ids.take(positions[inside]),
-            distances.take(at[inside]),
-        )
-
-    def _table_hits(self, h: int, query: np.uint64) -> set[tuple[int, int]]:
-        """``(distance, id)`` of the tabled entries within the radius of ``h``."""
-        chunks = np.array(
-            [(h >> s) & m for s, m in zip(self._shifts, self._chunk_masks, strict=True)],
-            dtype=np.int64,
-        )
-        buckets = self._probe_masks ^ chunks.repeat(self._probe_counts)
-        bounds = self._bounds.take(buckets, axis=0)
-        at = _expand_runs(bounds[:, 0], bounds[:, 1])
-        distances = np.bitwise_count(self._bucket_hashes[at] ^ query)
-        close = (distances <= self.radius).nonzero()[0]
-        return set(
-            zip(distances[close].tolist(), self._bucket_ids[at[close]].tolist(), strict=True)
-        )
 
     def _reserve(self, size: int) -> None:
         """Grow the hash array (doubling) so that it holds at least ``size`` entries."""
@@ -327,35 +273,34 @@ class HashIndex:
         """File every stored hash into the bucket table, tail included."""
         n = len(self._keys)
         hashes = self._hashes[:n]
-        orders, sizes = [], []
-        for shift, width in zip(self._shifts, self._WIDTHS, strict=True):
-            chunk = (hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+        orders, sizes, prints = [], [], []
+        for shift, width, keep in zip(self._shifts, self._WIDTHS, self._keeps, strict=True):
+            chunk = (hashes >> shift) & np.uint64((1 << width) - 1)
             chunk = chunk.astype(np.uint16 if width <= 16 else np.uint32)
-            orders.append(np.argsort(chunk, kind="stable"))
+            order = np.argsort(chunk, kind="stable")
+            orders.append(order)
             sizes.append(np.bincount(chunk, minlength=1 << width))
-        order = np.concatenate(orders)
-        size = np.concatenate(sizes)
-        self._bucket_ids = order.astype(np.int32 if n < 2**31 else np.int64)
-        # Padded to whole rows of ``_ROW`` entries, read as such by query_many.
-        padded = np.zeros(-(-len(order) // self._ROW) * self._ROW, dtype=np.uint64)
-        self._bucket_hashes = padded[: len(order)]
-        # ``order`` is in range: "clip" changes nothing but lets take write to ``out``
-        # directly.
-        np.take(hashes, order, out=self._bucket_hashes, mode="clip")
-        self._bucket_rows = padded.reshape(-1, self._ROW)
-        ends = np.cumsum(size)
-        bounds = np.stack([ends, size], axis=1)
-        firsts = (ends - size) >> self._ROW_BITS
-        last = (ends + (self._ROW - 1)) >> self._ROW_BITS
-        spans = np.stack([firsts, last - firsts], axis=1)
-        small = len(order) < 2**31
-        self._bounds = bounds.astype(np.int32) if small else bounds
-        self._row_spans = spans.astype(np.int32) if small else spans
+            prints.append(hash_kernels.fold32_all(hashes.take(order), keep))
+        index_type = np.int32 if n < 2**31 else np.int64
+        self._bucket_ids = np.concatenate(orders).astype(index_type)
+        self._prints = np.concatenate(prints)
+        offsets = np.zeros(sum(len(s) for s in sizes) + 1, dtype=np.int64)
+        np.cumsum(np.concatenate(sizes), out=offsets[1:])
+        self._offsets = offsets.astype(index_type)
         self._indexed = n
-        # Entries one look-up reads from the table: a probe reads its bucket's entries and
-        # up to two rows' worth around them.
-        sizes = np.repeat([1 << w for w in self._WIDTHS], self._probe_counts)
-        self._table_reads = len(sizes) * 2 * self._ROW + int((n / sizes).sum())
+
+
+def _run_kernel(kernel: Any, queries: np.ndarray, *args: Any, rows: int) -> np.ndarray:
+    """``(query, id, distance)`` rows from a :mod:`ml.hash_kernels` kernel, all of them.
+
+    A kernel counts the matches it had no room for; it then runs again with room for all.
+    """
+    out = np.empty((max(rows, 1), 3), dtype=np.int64)
+    found = kernel(queries, *args, out)
+    if found > len(out):
+        out = np.empty((found, 3), dtype=np.int64)
+        kernel(queries, *args, out)
+    return out[:found]
 
 
 def _budgets(radius: int, chunks: int) -> list[int | None]:
@@ -373,9 +318,3 @@ def _masks_within(width: int, budget: int) -> list[int]:
         for k in range(min(budget, width) + 1)
         for bits in itertools.combinations(range(width), k)
     ]
-
-
-def _expand_runs(ends: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Positions of the runs ``[ends[j] - lengths[j], ends[j])`` concatenated, vectorised."""
-    out_ends = lengths.cumsum()
-    return np.arange(out_ends[-1]) + (ends - out_ends).repeat(lengths)

@@ -10,8 +10,11 @@ import random
 import imagehash
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
+from ml import hash_kernels
 from ml.hashing import HashIndex, from_signed64, hamming, phash64, sha256_hex, to_signed64
 from ml.ingest import analyse
 from ml.quality import QualityConfig
@@ -207,15 +210,30 @@ def test_query_many_reads_buckets_longer_than_a_table_block():
     assert sum(map(len, batched)) > 10 * len(queries)
 
 
-def test_query_many_splits_large_batches(monkeypatch):
+def test_query_many_returns_every_match_when_they_outnumber_the_first_try(monkeypatch):
     stored, queries = planted_case(3)
     index = HashIndex(radius=3)
     index.add_many(stored, list(range(len(stored))))
-    many = queries * 10  # more than the 1024 queries of an internal block
-    expected = [index.query(q) for q in many]
-    assert index.query_many(many) == expected
-    monkeypatch.setattr(HashIndex, "_BLOCK_WORK", 1)  # one query per block
-    assert index.query_many(many[:300]) == expected[:300]
+    for pending, h in enumerate(stored[:20]):
+        index.add(h, f"pending-{pending}")  # the tail's scan gets too many matches too
+    queries += stored[:20]
+    expected = [index.query(q) for q in queries]
+    # Room for one match per batch on the first try: both kernels must run again.
+    monkeypatch.setattr(HashIndex, "_OUT_ROWS_PER_QUERY", 0)
+    batched = index.query_many(queries)
+    assert batched == expected
+    assert sum(map(len, batched)) > 100
+    assert all((f"pending-{i}", 0) in batched[-20 + i] for i in range(20))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
+def test_prints_never_differ_more_than_the_bits_they_keep(a, b, keep):
+    fold_a = hash_kernels.fold32(np.uint64(a), np.uint64(keep))
+    fold_b = hash_kernels.fold32(np.uint64(b), np.uint64(keep))
+    assert hamming(int(fold_a), int(fold_b)) <= hamming(a & keep, b & keep)
+    folded = hash_kernels.fold32_all(np.array([a, b], dtype=np.uint64), np.uint64(keep))
+    assert folded.tolist() == [int(fold_a), int(fold_b)]
 
 
 def test_query_many_on_an_empty_index_and_for_an_empty_batch():
