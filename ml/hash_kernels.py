@@ -117,13 +117,14 @@ def table_matches(
             end = np.int64(offsets[bucket + 1])
             starts[p] = start
             ends[p] = end
-            # A cache line holds 16 prints: a long run gets its next two lines too. The
-            # addresses, not branches, depend on the run's length, so that no branch waits
+            # A cache line holds 16 prints: the run's first and last lines, and the one
+            # after the first (a run of up to 33 prints spans at most three). The
+            # addresses, not branches, depend on the run's ends, so that no branch waits
             # for the offsets to arrive from memory.
-            length = end - start
+            last = max(start, end - 1)
             _prefetch(prints, start)
-            _prefetch(prints, start + 16 * np.int64(length > 16))
-            _prefetch(prints, start + 32 * np.int64(length > 32))
+            _prefetch(prints, last)
+            _prefetch(prints, min(start + 16, last))
         for p in range(probes):
             query_print = query_prints[probe_chunks[p]]
             slack = probe_slack[p]
