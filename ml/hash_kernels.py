@@ -179,3 +179,27 @@ def scan_matches(queries, hashes, first_id, radius, out):
                         out[found, 2] = distance
                     found += 1
     return found
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def sorted_unique(matches, ids):
+    """Rows of ``matches`` (query, id, distance) sorted by query, distance, id, each once.
+
+    ``ids``: one more than the largest id (the index's size). A row is packed into one
+    sortable int64 (distances are 0..64, hence the 65); a row that several probes found
+    sits next to its copies once sorted.
+    """
+    keys = (matches[:, 0] * 65 + matches[:, 2]) * ids + matches[:, 1]
+    keys.sort()
+    rows = np.empty((len(keys), 3), np.int64)
+    count = 0
+    for i in range(len(keys)):
+        if i and keys[i] == keys[i - 1]:
+            continue
+        rest = keys[i] // ids
+        rows[count, 0] = rest // 65
+        rows[count, 1] = keys[i] % ids
+        rows[count, 2] = rest % 65
+        count += 1
+    return rows[:count]
+

@@ -247,14 +247,8 @@ class HashIndex:
                     rows=len(queries) * self._OUT_ROWS_PER_QUERY,
                 )
             )
-        matches = np.concatenate(found)
-        # One sortable int64 per match: query, then distance, then id. Sorted, a match
-        # that several chunks found sits next to its copies, which are dropped.
-        packed = (matches[:, 0] * (_BITS + 1) + matches[:, 2]) * n + matches[:, 1]
-        packed = np.unique(packed)
-        rest, id_ = np.divmod(packed, n)
-        query, distance = np.divmod(rest, _BITS + 1)
-        return query, id_, distance
+        matches = hash_kernels.sorted_unique(np.concatenate(found), n)
+        return matches[:, 0], matches[:, 1], matches[:, 2]
 
     def _reserve(self, size: int) -> None:
         """Grow the hash array (doubling) so that it holds at least ``size`` entries."""
