@@ -101,11 +101,12 @@ class HashIndex:
     bucket ``b`` holds entries ``_offsets[b]:_offsets[b + 1]`` of ``_prints`` and
     ``_bucket_ids``. An entry's print is its hash without the chunk's bits, folded to 32
     bits (:func:`ml.hash_kernels.fold32`): a candidate whose print is too far from the
-    query's is dropped without reading its hash: for a million random hashes, about
-    two of the 1 900 candidates of a look-up have their full hash read. Entries from :meth:`add` first go to an unsorted
-    tail that look-ups scan linearly; the table is rebuilt (linear time: a radix sort
-    per chunk) whenever :meth:`add_many` or a look-up finds the tail longer than
-    ``max(512, tabled entries // 256)``, so a small index is only ever scanned.
+    query's is dropped without reading its hash (for a million random hashes, about two
+    of the 1 900 candidates of a look-up have their full hash read). Entries from
+    :meth:`add` first go to an unsorted tail that look-ups scan linearly; the table is
+    rebuilt (linear time: a radix sort per chunk) whenever :meth:`add_many` or a look-up
+    finds the tail longer than ``max(512, tabled entries // 256)``, so a small index is
+    only ever scanned.
 
     The loops over probes and candidates are compiled (:mod:`ml.hash_kernels`);
     :meth:`query_many` runs a whole batch in one call.
@@ -268,19 +269,20 @@ class HashIndex:
         n = len(self._keys)
         hashes = self._hashes[:n]
         orders, sizes, prints = [], [], []
-        for shift, width, keep in zip(self._shifts, self._WIDTHS, self._keeps, strict=True):
-            chunk = (hashes >> shift) & np.uint64((1 << width) - 1)
-            chunk = chunk.astype(np.uint16 if width <= 16 else np.uint32)
+        for shift, mask, width, keep in zip(
+            self._shifts, self._chunk_masks, self._WIDTHS, self._keeps, strict=True
+        ):
+            chunk = ((hashes >> shift) & mask).astype(np.uint16 if width <= 16 else np.uint32)
             order = np.argsort(chunk, kind="stable")
             orders.append(order)
             sizes.append(np.bincount(chunk, minlength=1 << width))
             prints.append(hash_kernels.fold32_all(hashes.take(order), keep))
-        index_type = np.int32 if n < 2**31 else np.int64
-        self._bucket_ids = np.concatenate(orders).astype(index_type)
+        self._bucket_ids = np.concatenate(orders).astype(np.int32 if n < 2**31 else np.int64)
         self._prints = np.concatenate(prints)
+        # The table holds every hash once per chunk: its offsets run up to that total.
         offsets = np.zeros(sum(len(s) for s in sizes) + 1, dtype=np.int64)
         np.cumsum(np.concatenate(sizes), out=offsets[1:])
-        self._offsets = offsets.astype(index_type)
+        self._offsets = offsets.astype(np.int32 if offsets[-1] < 2**31 else np.int64)
         self._indexed = n
 
 

@@ -226,6 +226,17 @@ def test_query_many_returns_every_match_when_they_outnumber_the_first_try(monkey
     assert all((f"pending-{i}", 0) in batched[-20 + i] for i in range(20))
 
 
+def test_look_ups_read_64_bit_offsets_and_ids_as_a_huge_table_has_them():
+    stored, queries = planted_case(8)
+    index = HashIndex(radius=8)
+    index.add_many(stored, list(range(len(stored))))
+    expected = index.query_many(queries)
+    # Past 2**31 table entries the rebuild stores these as int64; the kernel reads both.
+    index._offsets = index._offsets.astype(np.int64)
+    index._bucket_ids = index._bucket_ids.astype(np.int64)
+    assert index.query_many(queries) == expected == [brute_force(stored, q, 8) for q in queries]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
 def test_prints_never_differ_more_than_the_bits_they_keep(a, b, keep):
