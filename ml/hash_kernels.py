@@ -1,10 +1,10 @@
 """Compiled loops of the near-duplicate index (:class:`ml.hashing.HashIndex`).
 
-A look-up reads a few hundred short runs of a table scattered over tens of megabytes.
-In NumPy each step of that is a separate pass over an array of a few thousand entries;
-here one loop per query does it all, and the first of its two passes asks the memory
-system for every run's cache lines before the second reads them, so that the cache
-misses of a look-up overlap rather than follow one another.
+A look-up reads a few dozen runs of a table scattered over tens of megabytes, each a
+contiguous stretch of about a hundred hashes. One loop per query does it all: it asks
+the memory system for a run's cache lines several runs before it checks it, so that the
+cache misses of a look-up overlap rather than follow one another, and checks a run with
+vector instructions.
 
 Both kernels write matches to ``out`` (rows of query, id, distance) as long as it has
 room and return how many there were: a caller whose ``out`` was too small calls again
@@ -55,90 +55,19 @@ def _prefetch(typingctx, array, index):
     return types.void(array, index), codegen
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
-def fold32(value, keep):
-    """The bits of ``value`` under mask ``keep``, folded to 32: low half XOR high half.
-
-    Folding only cancels differences, so for any two hashes the prints differ in at most
-    as many bits as the kept bits do.
-    """
-    kept = value & keep
-    return np.uint32((kept ^ (kept >> np.uint64(32))) & np.uint64(0xFFFFFFFF))
+# Runs whose cache lines are asked for before the run being checked.
+_AHEAD = 8
+# Hashes in a cache line.
+_LINE = 8
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def fold32_all(values, keep):
-    """:func:`fold32` of every value of a ``uint64`` array, as a ``uint32`` array."""
-    prints = np.empty(len(values), np.uint32)
-    for i in range(len(values)):
-        prints[i] = fold32(values[i], keep)
-    return prints
-
-
-@njit(cache=True, nogil=True, boundscheck=False)
-def table_matches(
-    queries,
-    shifts,
-    chunk_masks,
-    keeps,
-    probe_buckets,
-    probe_chunks,
-    probe_slack,
-    offsets,
-    prints,
-    ids,
-    hashes,
-    radius,
-    out,
-):
-    """Matches of ``queries`` among the tabled hashes (see :class:`~ml.hashing.HashIndex`).
-
-    Probe ``p`` reads bucket ``((q >> shifts[c]) & chunk_masks[c]) ^ probe_buckets[p]``
-    of chunk ``c = probe_chunks[p]``: entries ``offsets[b]:offsets[b + 1]`` of
-    ``prints`` / ``ids``. An entry whose print is within ``probe_slack[p]`` bits of the
-    query's print (the radius less the bits the probe flips inside the chunk, which the
-    print leaves out) is checked against its full hash, ``hashes[ids[j]]``. A hash that
-    several probes find is reported once per probe.
-    """
-    found = 0
-    probes = len(probe_buckets)
-    chunks = len(shifts)
-    starts = np.empty(probes, np.int64)
-    ends = np.empty(probes, np.int64)
-    query_prints = np.empty(chunks, np.uint32)
-    for qi in range(len(queries)):
-        q = queries[qi]
-        for c in range(chunks):
-            query_prints[c] = fold32(q, keeps[c])
-        for p in range(probes):
-            c = probe_chunks[p]
-            bucket = np.int64((q >> shifts[c]) & chunk_masks[c]) ^ probe_buckets[p]
-            start = np.int64(offsets[bucket])
-            end = np.int64(offsets[bucket + 1])
-            starts[p] = start
-            ends[p] = end
-            # A cache line holds 16 prints: the run's first and last lines, and the one
-            # after the first (a run of up to 33 prints spans at most three). The
-            # addresses, not branches, depend on the run's ends, so that no branch waits
-            # for the offsets to arrive from memory.
-            last = max(start, end - 1)
-            _prefetch(prints, start)
-            _prefetch(prints, last)
-            _prefetch(prints, min(start + 16, last))
-        for p in range(probes):
-            query_print = query_prints[probe_chunks[p]]
-            slack = probe_slack[p]
-            for j in range(starts[p], ends[p]):
-                if _popcount(prints[j] ^ query_print) <= slack:
-                    id_ = np.int64(ids[j])
-                    distance = _popcount(hashes[id_] ^ q)
-                    if distance <= radius:
-                        if found < len(out):
-                            out[found, 0] = qi
-                            out[found, 1] = id_
-                            out[found, 2] = distance
-                        found += 1
-    return found
+def _prefetch_run(hashes, start, end):
+    """Ask for every cache line of ``hashes[start:end]``."""
+    for j in range(start, end, _LINE):
+        _prefetch(hashes, j)
+    if start < end:
+        _prefetch(hashes, end - 1)
 
 
 @njit(cache=True, nogil=True, boundscheck=False, inline="never")
@@ -153,6 +82,61 @@ def _count_within(query, hashes, start, end, radius):
     for j in range(len(tile)):
         count += _popcount(tile[j] ^ query) <= radius
     return count
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def table_matches(
+    queries,
+    shifts,
+    chunk_masks,
+    probe_buckets,
+    probe_chunks,
+    offsets,
+    table_hashes,
+    table_ids,
+    radius,
+    out,
+):
+    """Matches of ``queries`` among the tabled hashes (see :class:`~ml.hashing.HashIndex`).
+
+    Probe ``p`` reads bucket ``((q >> shifts[c]) & chunk_masks[c]) ^ probe_buckets[p]``
+    of chunk ``c = probe_chunks[p]``: entries ``offsets[b]:offsets[b + 1]`` of
+    ``table_hashes`` (the hashes themselves, so that a run is checked as one contiguous
+    stretch of memory) and ``table_ids``. A hash that several probes find is reported
+    once per probe.
+
+    A query first reads the bounds of all its probes' runs. It then checks the runs in
+    order, having asked for the cache lines of the run ``_AHEAD`` places on, so that
+    those arrive while the runs before them are checked. A run is counted with vector
+    instructions and listed only when it holds a match.
+    """
+    found = 0
+    probes = len(probe_buckets)
+    starts = np.empty(probes, np.int64)
+    ends = np.empty(probes, np.int64)
+    for qi in range(len(queries)):
+        q = queries[qi]
+        for p in range(probes):
+            c = probe_chunks[p]
+            bucket = np.int64((q >> shifts[c]) & chunk_masks[c]) ^ probe_buckets[p]
+            starts[p] = np.int64(offsets[bucket])
+            ends[p] = np.int64(offsets[bucket + 1])
+        for p in range(min(_AHEAD, probes)):
+            _prefetch_run(table_hashes, starts[p], ends[p])
+        for p in range(probes):
+            if p + _AHEAD < probes:
+                _prefetch_run(table_hashes, starts[p + _AHEAD], ends[p + _AHEAD])
+            if not _count_within(q, table_hashes, starts[p], ends[p], radius):
+                continue
+            for j in range(starts[p], ends[p]):
+                distance = _popcount(table_hashes[j] ^ q)
+                if distance <= radius:
+                    if found < len(out):
+                        out[found, 0] = qi
+                        out[found, 1] = table_ids[j]
+                        out[found, 2] = distance
+                    found += 1
+    return found
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -203,4 +187,3 @@ def sorted_unique(matches, ids):
         rows[count, 2] = rest % 65
         count += 1
     return rows[:count]
-

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -84,35 +85,35 @@ def _as_uint64(hashes: Sequence[int] | np.ndarray) -> np.ndarray:
 class HashIndex:
     """Near-duplicate index over 64-bit hashes: all stored hashes within ``radius`` bits.
 
-    Multi-index hashing. The 64 bits are cut into four disjoint chunks of 18, 16, 15
-    and 15 bits. If two hashes differ in at most ``radius`` bits and chunk ``i`` gets a
-    budget ``t_i`` with ``sum(t_i) = radius - 3``, some chunk differs in at most its
-    budget (otherwise the total would exceed ``radius``); for ``radius < 3`` only the
-    first ``radius + 1`` chunks are probed, with budget 0, since at most ``radius``
-    chunks can differ. A look-up enumerates, per probed chunk, every value within its
-    budget of the query's chunk (the probes), reads the stored hashes filed under those
-    values, and keeps the ones within ``radius``. Larger budgets go to wider chunks, so
-    that their many probes each find few entries. With radius 8 the budgets are
-    (2, 1, 1, 1): 221 probes and, for a million random hashes, about 1 900 candidates
-    per look-up. The widths suit indexes of about 1e5 to 1e7 hashes.
+    Multi-index hashing. The 64 bits are cut into ``m`` disjoint chunks of near-equal
+    width. If two hashes differ in at most ``radius`` bits and chunk ``i`` gets a budget
+    ``t_i`` with ``sum(t_i) = radius - m + 1``, some chunk differs in at most its budget
+    (otherwise the total would exceed ``radius``); for ``radius < m - 1`` only the first
+    ``radius + 1`` chunks are probed, with budget 0, since at most ``radius`` chunks can
+    differ. A look-up enumerates, per probed chunk, every value within its budget of the
+    query's chunk (the probes), reads the stored hashes filed under those values, and
+    keeps the ones within ``radius``. Larger budgets go to wider chunks.
+
+    The layout follows the size: each rebuild picks the number of chunks whose probes
+    and entries per look-up cost least by :func:`_layout_cost`, so that chunks widen as
+    the index grows and a look-up reads about as many entries per probe whatever the
+    size. For a million hashes at radius 8 that is five chunks (13, 13, 13, 13 and 12
+    bits, budgets 1, 1, 1, 1 and 0): 57 probes of about 120 entries each. For ten
+    million it is four chunks of 16 bits: 188 probes of about 150 entries.
 
     Storage: all hashes in one growing ``uint64`` array, ordered by insertion (the
-    position is the entry's id), plus a bucket table with one bucket per (chunk, value):
-    bucket ``b`` holds entries ``_offsets[b]:_offsets[b + 1]`` of ``_prints`` and
-    ``_bucket_ids``. An entry's print is its hash without the chunk's bits, folded to 32
-    bits (:func:`ml.hash_kernels.fold32`): a candidate whose print is too far from the
-    query's is dropped without reading its hash (for a million random hashes, about two
-    of the 1 900 candidates of a look-up have their full hash read). Entries from
-    :meth:`add` first go to an unsorted tail that look-ups scan linearly; the table is
-    rebuilt (linear time: a radix sort per chunk) whenever :meth:`add_many` or a look-up
-    finds the tail longer than ``max(512, tabled entries // 256)``, so a small index is
-    only ever scanned.
+    position is the entry's id), plus a bucket table with one bucket per (probed chunk,
+    value): bucket ``b`` holds entries ``_offsets[b]:_offsets[b + 1]`` of
+    ``_table_hashes`` (a copy of the hashes, sorted by the chunk's value, so that a
+    bucket is one contiguous run) and ``_table_ids``. Entries from :meth:`add` first go
+    to an unsorted tail that look-ups scan linearly; the table is rebuilt (linear time: a
+    radix sort per chunk) whenever :meth:`add_many` or a look-up finds the tail longer
+    than ``max(512, tabled entries // 256)``, so a small index is only ever scanned.
 
-    The loops over probes and candidates are compiled (:mod:`ml.hash_kernels`);
+    The loops over probes and entries are compiled (:mod:`ml.hash_kernels`);
     :meth:`query_many` runs a whole batch in one call.
     """
 
-    _WIDTHS = (18, 16, 15, 15)
     _MIN_TAIL = 512
     _TAIL_FRACTION = 256
     # Room for matches per query in the first try of a look-up; more take a second try.
@@ -125,27 +126,14 @@ class HashIndex:
         self._keys: list[Any] = []
         self._hashes = np.zeros(1024, dtype=np.uint64)
         self._indexed = 0
-        widths = self._WIDTHS
-        shifts = [_BITS - sum(widths[: i + 1]) for i in range(len(widths))]
-        bases = [sum(1 << w for w in widths[:i]) for i in range(len(widths))]
-        self._shifts = np.array(shifts, dtype=np.uint64)
-        self._chunk_masks = np.array([(1 << w) - 1 for w in widths], dtype=np.uint64)
-        # The bits a chunk's prints keep: all but the chunk's own.
-        self._keeps = ~(self._chunk_masks << self._shifts)
+        self.widths: tuple[int, ...] = ()
+        self._shifts = np.zeros(0, dtype=np.uint64)
+        self._chunk_masks = np.zeros(0, dtype=np.uint64)
+        self._probe_buckets = np.zeros(0, dtype=np.int64)
+        self._probe_chunks = np.zeros(0, dtype=np.int64)
         self._offsets = np.zeros(1, dtype=np.int32)
-        self._prints = np.zeros(0, dtype=np.uint32)
-        self._bucket_ids = np.zeros(0, dtype=np.int32)
-        buckets, chunks, slack = [], [], []
-        for chunk, (width, base, budget) in enumerate(
-            zip(widths, bases, _budgets(radius, len(widths)), strict=True)
-        ):
-            flips = _masks_within(width, budget) if budget is not None else []
-            buckets += [base + flip for flip in flips]
-            chunks += [chunk] * len(flips)
-            slack += [radius - flip.bit_count() for flip in flips]
-        self._probe_buckets = np.array(buckets, dtype=np.int64)
-        self._probe_chunks = np.array(chunks, dtype=np.int64)
-        self._probe_slack = np.array(slack, dtype=np.int64)
+        self._table_hashes = np.zeros(0, dtype=np.uint64)
+        self._table_ids = np.zeros(0, dtype=np.int32)
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -225,14 +213,11 @@ class HashIndex:
                     queries,
                     self._shifts,
                     self._chunk_masks,
-                    self._keeps,
                     self._probe_buckets,
                     self._probe_chunks,
-                    self._probe_slack,
                     self._offsets,
-                    self._prints,
-                    self._bucket_ids,
-                    self._hashes,
+                    self._table_hashes,
+                    self._table_ids,
                     self.radius,
                     rows=len(queries) * self._OUT_ROWS_PER_QUERY,
                 )
@@ -265,24 +250,40 @@ class HashIndex:
             self._rebuild()
 
     def _rebuild(self) -> None:
-        """File every stored hash into the bucket table, tail included."""
+        """File every stored hash into the bucket table, tail included.
+
+        The layout is chosen anew for the index's size (:func:`_layout`).
+        """
         n = len(self._keys)
         hashes = self._hashes[:n]
-        orders, sizes, prints = [], [], []
-        for shift, mask, width, keep in zip(
-            self._shifts, self._chunk_masks, self._WIDTHS, self._keeps, strict=True
+        widths = _layout(n, self.radius)
+        budgets = [t for t in _budgets(self.radius, len(widths)) if t is not None]
+        widths = widths[: len(budgets)]  # only the probed chunks are tabled
+        shifts = [_BITS - sum(widths[: i + 1]) for i in range(len(widths))]
+        self._shifts = np.array(shifts, dtype=np.uint64)
+        self._chunk_masks = np.array([(1 << w) - 1 for w in widths], dtype=np.uint64)
+        orders, sizes, buckets, chunks = [], [], [], []
+        base = 0
+        for chunk, (shift, mask, width, budget) in enumerate(
+            zip(self._shifts, self._chunk_masks, widths, budgets, strict=True)
         ):
-            chunk = ((hashes >> shift) & mask).astype(np.uint16 if width <= 16 else np.uint32)
-            order = np.argsort(chunk, kind="stable")
-            orders.append(order)
-            sizes.append(np.bincount(chunk, minlength=1 << width))
-            prints.append(hash_kernels.fold32_all(hashes.take(order), keep))
-        self._bucket_ids = np.concatenate(orders).astype(np.int32 if n < 2**31 else np.int64)
-        self._prints = np.concatenate(prints)
+            values = ((hashes >> shift) & mask).astype(np.uint16 if width <= 16 else np.uint32)
+            orders.append(np.argsort(values, kind="stable"))
+            sizes.append(np.bincount(values, minlength=1 << width))
+            flips = _masks_within(width, budget)
+            buckets += [base + flip for flip in flips]
+            chunks += [chunk] * len(flips)
+            base += 1 << width
+        order = np.concatenate(orders)
+        self._table_hashes = hashes.take(order)
+        self._table_ids = order.astype(np.int32 if n < 2**31 else np.int64)
         # The table holds every hash once per chunk: its offsets run up to that total.
-        offsets = np.zeros(sum(len(s) for s in sizes) + 1, dtype=np.int64)
+        offsets = np.zeros(base + 1, dtype=np.int64)
         np.cumsum(np.concatenate(sizes), out=offsets[1:])
         self._offsets = offsets.astype(np.int32 if offsets[-1] < 2**31 else np.int64)
+        self._probe_buckets = np.array(buckets, dtype=np.int64)
+        self._probe_chunks = np.array(chunks, dtype=np.int64)
+        self.widths = tuple(widths)
         self._indexed = n
 
 
@@ -297,6 +298,44 @@ def _run_kernel(kernel: Any, queries: np.ndarray, *args: Any, rows: int) -> np.n
         out = np.empty((found, 3), dtype=np.int64)
         kernel(queries, *args, out)
     return out[:found]
+
+
+# The look-up's cost model (:func:`_layout_cost`), in nanoseconds, as measured with
+# bench.hash_lookup: a probe (its bucket's bounds, the first cache lines of its run, the
+# loop's overhead) and an entry of a run (8 bytes streamed in and compared).
+_PROBE_NS = 30.0
+_ENTRY_NS = 0.25
+# Most chunks the 64 bits are cut into (4-bit chunks), and the widest chunk a table may
+# have for ``n`` hashes: ``2**width`` buckets at most ``max(4 * n, 2**16)``.
+_MAX_CHUNKS = 16
+_MIN_TABLE_BITS = 16
+
+
+def _layout(n: int, radius: int) -> tuple[int, ...]:
+    """Chunk widths, widest first, that make look-ups among ``n`` hashes cheapest."""
+    max_width = max(_MIN_TABLE_BITS, (4 * n).bit_length() - 1)
+    layouts = [
+        tuple(_BITS // m + (1 if i < _BITS % m else 0) for i in range(m))
+        for m in range(1, _MAX_CHUNKS + 1)
+    ]
+    return min(
+        (widths for widths in layouts if widths[0] <= max_width),
+        key=lambda widths: _layout_cost(widths, n, radius),
+    )
+
+
+def _layout_cost(widths: Sequence[int], n: int, radius: int) -> float:
+    """Expected nanoseconds of a look-up among ``n`` uniform hashes, by the cost model.
+
+    Probe ``k`` of a chunk of width ``w`` reads a bucket of ``n / 2**w`` entries.
+    """
+    probes = entries = 0.0
+    for width, budget in zip(widths, _budgets(radius, len(widths)), strict=True):
+        if budget is not None:
+            count = sum(math.comb(width, k) for k in range(min(budget, width) + 1))
+            probes += count
+            entries += count * n / 2**width
+    return probes * _PROBE_NS + entries * _ENTRY_NS
 
 
 def _budgets(radius: int, chunks: int) -> list[int | None]:

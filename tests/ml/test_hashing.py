@@ -6,6 +6,7 @@ import hashlib
 import io
 import itertools
 import random
+from unittest import mock
 
 import imagehash
 import numpy as np
@@ -14,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ml import hash_kernels
+from ml import hashing
 from ml.hashing import HashIndex, from_signed64, hamming, phash64, sha256_hex, to_signed64
 from ml.ingest import analyse
 from ml.quality import QualityConfig
@@ -103,9 +104,10 @@ def flip_bits(rng: random.Random, h: int, count: int) -> int:
     return h
 
 
-def brute_force(stored: list[int], query: int, radius: int) -> list[tuple[int, int]]:
-    hits = [(key, hamming(h, query)) for key, h in enumerate(stored)]
-    return sorted(((k, d) for k, d in hits if d <= radius), key=lambda hit: (hit[1], hit[0]))
+def brute_force(stored: list[int] | np.ndarray, query: int, radius: int) -> list[tuple[int, int]]:
+    distances = np.bitwise_count(np.asarray(stored, dtype=np.uint64) ^ np.uint64(query))
+    hits = [(int(key), int(distances[key])) for key in np.flatnonzero(distances <= radius)]
+    return sorted(hits, key=lambda hit: (hit[1], hit[0]))
 
 
 def planted_case(radius: int) -> tuple[list[int], list[int]]:
@@ -233,18 +235,87 @@ def test_look_ups_read_64_bit_offsets_and_ids_as_a_huge_table_has_them():
     expected = index.query_many(queries)
     # Past 2**31 table entries the rebuild stores these as int64; the kernel reads both.
     index._offsets = index._offsets.astype(np.int64)
-    index._bucket_ids = index._bucket_ids.astype(np.int64)
+    index._table_ids = index._table_ids.astype(np.int64)
     assert index.query_many(queries) == expected == [brute_force(stored, q, 8) for q in queries]
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
-def test_prints_never_differ_more_than_the_bits_they_keep(a, b, keep):
-    fold_a = hash_kernels.fold32(np.uint64(a), np.uint64(keep))
-    fold_b = hash_kernels.fold32(np.uint64(b), np.uint64(keep))
-    assert hamming(int(fold_a), int(fold_b)) <= hamming(a & keep, b & keep)
-    folded = hash_kernels.fold32_all(np.array([a, b], dtype=np.uint64), np.uint64(keep))
-    assert folded.tolist() == [int(fold_a), int(fold_b)]
+# Every family of layout the cost model picks between 600 and 100 million hashes.
+LAYOUTS = [
+    (22, 21, 21),
+    (16, 16, 16, 16),
+    (13, 13, 13, 13, 12),
+    (11, 11, 11, 11, 10, 10),
+    (8, 7, 7, 7, 7, 7, 7, 7, 7),
+    (5,) * 12 + (4,),
+]
+
+
+@pytest.mark.parametrize("widths", LAYOUTS, ids=lambda widths: f"{len(widths)}-chunks")
+@pytest.mark.parametrize("radius", [0, 3, 8, 12])
+def test_every_layout_matches_brute_force(monkeypatch, widths, radius):
+    monkeypatch.setattr(hashing, "_layout", lambda n, radius: widths)
+    stored, queries = planted_case(radius)
+    index = HashIndex(radius=radius)
+    index.add_many(stored, list(range(len(stored))))
+    assert index.widths == widths[: radius + 1]
+    assert index.query_many(queries) == [brute_force(stored, q, radius) for q in queries]
+
+
+hashes_near_a_few = st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=4).flatmap(
+    lambda bases: st.lists(
+        st.tuples(st.sampled_from(bases), st.sets(st.integers(0, 63), max_size=14)).map(
+            lambda pair: pair[0] ^ sum(1 << bit for bit in pair[1])
+        ),
+        min_size=1,
+        max_size=80,
+    )
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    stored=hashes_near_a_few,
+    queries=st.lists(st.integers(0, 2**64 - 1), max_size=5),
+    radius=st.integers(0, 14),
+    widths=st.sampled_from(LAYOUTS),
+)
+def test_any_layout_finds_exactly_what_a_scan_finds(stored, queries, radius, widths):
+    # Clustered hashes (near copies of a few) fill a few buckets and leave the rest empty.
+    with mock.patch.object(hashing, "_layout", lambda n, radius: widths):
+        index = HashIndex(radius=radius)
+        index.add_many(stored, list(range(len(stored))))
+        index._rebuild()  # table even a handful of hashes
+    queries = queries + stored[:3]
+    assert index.query_many(queries) == [brute_force(stored, q, radius) for q in queries]
+
+
+def test_layout_widens_its_chunks_as_the_index_grows():
+    # Chunks (and so buckets) widen with the size: entries per probe stay about the
+    # same, and look-ups stay sublinear. Every layout cuts all 64 bits.
+    sizes = [600, 100_000, 1_000_000, 10_000_000, 100_000_000]
+    layouts = [hashing._layout(n, 8) for n in sizes]
+    assert layouts[2] == (13, 13, 13, 13, 12)
+    assert all(sum(widths) == 64 for widths in layouts)
+    widest = [widths[0] for widths in layouts]
+    assert widest == sorted(widest) and widest[0] < widest[-1]
+    costs = [hashing._layout_cost(widths, n, 8) for widths, n in zip(layouts, sizes, strict=True)]
+    assert costs[-1] / costs[0] < sizes[-1] / sizes[0] / 1000
+    # The layout is the cheapest by the model of all that fit the size.
+    for widths, n in zip(layouts, sizes, strict=True):
+        assert hashing._layout_cost(widths, n, 8) <= hashing._layout_cost((16,) * 4, n, 8)
+
+
+def test_rebuild_changes_the_layout_as_the_index_grows_and_keeps_every_hash():
+    rng = random.Random(3)
+    stored = random_hashes(rng, 200_000)
+    index = HashIndex(radius=8)
+    index.add_many(stored[:1000], list(range(1000)))
+    small = index.widths
+    index.add_many(stored[1000:], list(range(1000, len(stored))))
+    assert small == hashing._layout(1000, 8) != index.widths == hashing._layout(200_000, 8)
+    queries = [flip_bits(rng, h, 8) for h in rng.sample(stored, 40)] + stored[:20]
+    array = np.array(stored, dtype=np.uint64)
+    assert index.query_many(queries) == [brute_force(array, q, 8) for q in queries]
 
 
 def test_query_many_on_an_empty_index_and_for_an_empty_batch():
