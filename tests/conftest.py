@@ -64,7 +64,7 @@ def media_root(request, tmp_path):
     settings.MEDIA_ROOT = root
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(root)}},
+        "default": {"BACKEND": "labeling.storage.WholeFileSystemStorage", "OPTIONS": {"location": str(root)}},
     }
     yield root
 

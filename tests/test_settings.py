@@ -41,7 +41,7 @@ def test_embedded_default_needs_no_server(tmp_path):
     assert found["db_name"].startswith(str(tmp_path / "var"))
     assert found["broker"].startswith("filesystem://")
     assert Path(found["broker_options"]["data_folder_in"]).is_dir()
-    assert found["storage_backend"] == "django.core.files.storage.FileSystemStorage"
+    assert found["storage_backend"] == "labeling.storage.WholeFileSystemStorage"
     assert found["gpu_routes"] == ["labeling.tasks.embed_task", "labeling.tasks.pretrain_task"]
 
 

@@ -125,7 +125,7 @@ if VEIL_S3_BUCKET:
 else:
     STORAGES = {
         "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "BACKEND": "labeling.storage.WholeFileSystemStorage",
             "OPTIONS": {"location": str(MEDIA_ROOT)},
         },
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
