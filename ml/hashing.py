@@ -99,7 +99,9 @@ class HashIndex:
     the index grows and a look-up reads about as many entries per probe whatever the
     size. For a million hashes at radius 8 that is five chunks (13, 13, 13, 13 and 12
     bits, budgets 1, 1, 1, 1 and 0): 57 probes of about 120 entries each. For ten
-    million it is four chunks of 16 bits: 188 probes of about 150 entries.
+    million it is four chunks of 16 bits: 188 probes of about 150 entries. ``widths``
+    holds the widths of the chunks the table files hashes under (empty before the table
+    is first built).
 
     Storage: all hashes in one growing ``uint64`` array, ordered by insertion (the
     position is the entry's id), plus a bucket table with one bucket per (probed chunk,
