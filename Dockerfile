@@ -1,7 +1,7 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
-RUN apt-get update && apt-get install -y --no-install-recommends libjpeg62-turbo zlib1g && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends libjpeg62-turbo zlib1g libglib2.0-0 && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY moderation moderation
 COPY labeling labeling

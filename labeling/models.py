@@ -98,6 +98,19 @@ class Project(models.Model):
         default=0.05, validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
         help_text="Share of queue hand-outs that are gold items, unannounced.",
     )
+    auto_start = models.BooleanField(
+        default=True,
+        help_text="Embed imported images with the default backbone and open round 0 by itself.",
+    )
+    ocr = models.BooleanField(
+        default=False,
+        help_text="Read the text inside images (memes) and embed it as a feature the head may use.",
+    )
+    weak_labels = models.BooleanField(
+        default=False,
+        help_text="Let import pre-labels (folder names) seed the head as weak labels; "
+                  "never counted as human labels or in agreement.",
+    )
 
     class Meta:
         ordering = ["slug"]
@@ -260,6 +273,9 @@ class Image(models.Model):
         Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     date_collected = models.DateTimeField(null=True, blank=True)
+    ocr_text = models.TextField(
+        blank=True, help_text="Text read from the image (with the project's text model); empty when none."
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -319,7 +335,10 @@ class QueueItem(models.Model):
     is_eval = models.BooleanField(default=False)
     is_gold = models.BooleanField(default=False)
     labels_count = models.PositiveSmallIntegerField(default=0, help_text="Current human labels.")
-    done = models.BooleanField(default=False, help_text="Has its overlap of labels.")
+    done = models.BooleanField(default=False, help_text="Has its overlap of labels, or was skipped by all.")
+    skipped = models.BooleanField(
+        default=False, help_text="Closed without its labels: every moderator who could label it skipped it.",
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -419,15 +438,21 @@ class Reveal(models.Model):
 
 class ModelVersion(models.Model):
     class Kind(models.TextChoices):
-        BACKBONE = "backbone", "Backbone"
+        BACKBONE = "backbone", "Image backbone"
+        TEXT = "text", "Text embedding"
         HEAD = "head", "Linear head"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
     kind = models.CharField(max_length=10, choices=Kind.choices)
+    name = models.CharField(
+        max_length=64, blank=True,
+        help_text="Registry name of a backbone (efficientnet-lite0, vit, minilm-l6).",
+    )
     backbone = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="heads",
-        help_text="For a head: the backbone whose embeddings it was fitted on.",
+        help_text="For a head: the first backbone of the features it was fitted on.",
     )
+
     artifact = models.CharField(max_length=255, blank=True)
     config = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True)

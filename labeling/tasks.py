@@ -29,7 +29,7 @@ def import_task(job_id: int) -> dict | None:
 def pretrain_task(job_id: int) -> int | None:
     from labeling.services.training import pretrain_run
 
-    version = pretrain_run(job_id=job_id)
+    version = pretrain_run(job_id=job_id, then_embed=True)
     return version.pk if version else None
 
 

@@ -21,12 +21,10 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from lightly.models.modules import MaskedVisionTransformerTorchvision
 from lightly.transforms.utils import IMAGENET_NORMALIZE
 from PIL import Image
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 from torchvision.models.vision_transformer import VisionTransformer
 
@@ -34,10 +32,8 @@ from ml.msn import (
     BACKBONE_FORMAT,
     CHECKPOINT_FORMAT,
     ImageInput,
-    describe_item,
     load_backbone,
     load_torch_file,
-    open_rgb,
 )
 
 Pooling = Literal["cls", "mean"]
@@ -117,23 +113,6 @@ def backbone_features(backbone: nn.Module, images: Tensor, *, pooling: Pooling =
     raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
 
 
-class _EvalDataset(Dataset):
-    """Preprocessed images: item i is a (3, image_size, image_size) float tensor."""
-
-    def __init__(self, images: Sequence[ImageInput], image_size: int) -> None:
-        self.images = images
-        self.image_size = image_size
-        self.transform = eval_transform(image_size)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> Tensor:
-        item = self.images[index]
-        image = open_rgb(item, label=describe_item(item, index), draft_size=self.image_size)
-        return self.transform(image)
-
-
 def embed_images(
     backbone: nn.Module,
     images: Sequence[ImageInput],
@@ -145,11 +124,12 @@ def embed_images(
     progress: Callable[[int, int], None] | None = None,
     num_workers: int = 0,
 ) -> np.ndarray:
-    """Embeds images with ``backbone``.
+    """Embeds images with ``backbone`` through :func:`ml.backbones.embed`.
 
-    Batches run under ``torch.inference_mode`` (fp16 autocast on CUDA). The backbone is
-    moved to ``device`` (default: CUDA when available) and put back in its previous
-    train/eval mode afterwards.
+    Preprocessing is :func:`eval_transform` at ``image_size``. Batches run under
+    ``torch.inference_mode`` (fp16 autocast on CUDA). The backbone is moved to
+    ``device`` (default: CUDA when available) and put back in its previous train/eval
+    mode afterwards.
 
     Args:
         images: file paths, encoded bytes or PIL images.
@@ -163,39 +143,26 @@ def embed_images(
     Raises:
         ValueError: an image cannot be decoded (the message names it).
     """
+    from ml.backbones import ImageBackbone, ViTFeatures, embed, vit_preprocess
+
     model = as_masked_vit(backbone)
-    run_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    result = np.empty((len(images), model.vit.hidden_dim), dtype=np.float32)
-    loader = DataLoader(
-        _EvalDataset(images, image_size),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        pin_memory=run_device.type == "cuda",
-    )
     was_training = backbone.training
-    model.to(run_device).eval()
-    done = 0
     try:
-        with (
-            torch.inference_mode(),
-            torch.autocast(
-                device_type=run_device.type,
-                dtype=torch.float16,
-                enabled=run_device.type == "cuda",
+        return embed(
+            ImageBackbone(
+                name="vit",
+                dim=model.vit.hidden_dim,
+                preprocess=vit_preprocess(image_size),
+                module=ViTFeatures(model, pooling=pooling),
             ),
-        ):
-            for batch in loader:
-                features = backbone_features(
-                    model, batch.to(run_device, non_blocking=True), pooling=pooling
-                )
-                rows = F.normalize(features.float(), dim=1).cpu().numpy()
-                result[done : done + len(rows)] = rows
-                done += len(rows)
-                if progress is not None:
-                    progress(done, len(images))
+            images,
+            batch_size=batch_size,
+            device=device,
+            num_workers=num_workers,
+            progress=progress,
+        )
     finally:
         backbone.train(was_training)
-    return result
 
 
 def default_num_heads(hidden_dim: int) -> int:

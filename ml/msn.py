@@ -336,6 +336,51 @@ class MSN(nn.Module):
         """The modules the optimiser updates (anchor side; prototypes separately)."""
         return [self.anchor_backbone, self.anchor_head]
 
+    def start_from(self, vit: VisionTransformer) -> None:
+        """Copies ``vit``'s weights into both backbones (classifier ``heads.*`` ignored).
+
+        Raises:
+            ValueError: ``vit`` does not fit the config (see :func:`check_backbone_fits`).
+        """
+        check_backbone_fits(vit, self.config)
+        state = {k: v for k, v in vit.state_dict().items() if not k.startswith("heads.")}
+        with torch.no_grad():
+            self.anchor_backbone.vit.load_state_dict(state)
+            self.target_backbone.vit.load_state_dict(state)
+
+
+def vit_architecture(vit: VisionTransformer) -> dict[str, int]:
+    """The architecture fields of :class:`MSNConfig` that a torchvision ViT fixes."""
+    return {
+        "image_size": int(vit.image_size),
+        "patch_size": int(vit.patch_size),
+        "num_layers": len(vit.encoder.layers),
+        "num_heads": int(vit.encoder.layers[0].num_heads),
+        "hidden_dim": int(vit.hidden_dim),
+        "mlp_dim": int(vit.mlp_dim),
+    }
+
+
+def check_backbone_fits(
+    vit: VisionTransformer, config: MSNConfig, *, name: str = "backbone"
+) -> None:
+    """Raises ValueError naming ``name`` and every field where ``vit`` and ``config`` differ.
+
+    Compared: image_size, patch_size, num_layers, num_heads, hidden_dim and mlp_dim
+    (``hidden_dim * mlp_ratio``).
+    """
+    found = vit_architecture(vit)
+    expected = {key: int(getattr(config, key)) for key in found}
+    mismatches = [
+        f"{key} {found[key]} (config {expected[key]})"
+        for key in found
+        if found[key] != expected[key]
+    ]
+    if mismatches:
+        raise ValueError(
+            f"{name}: ViT does not fit MSN config {config.name!r}: " + ", ".join(mismatches)
+        )
+
 
 def build_msn(config: MSNConfig) -> MSN:
     """Builds an :class:`MSN` with weights drawn from ``config.seed``.
@@ -554,6 +599,12 @@ class PretrainResult:
     device: str
     resumed_from: int
     config: MSNConfig
+    init_backbone: str | None = None
+    """Where the backbones' initial weights came from (see ``pretrain``), else None."""
+
+
+BackboneInit = str | os.PathLike[str] | VisionTransformer
+"""A ViT to start from: a file :func:`ml.embed.load_backbone_file` reads, or a model."""
 
 
 def pretrain(
@@ -569,6 +620,7 @@ def pretrain(
     progress: ProgressCallback | None = None,
     device: str | torch.device | None = None,
     num_workers: int | None = None,
+    init_backbone: BackboneInit | None = None,
 ) -> PretrainResult:
     """Pretrains an MSN backbone on ``images`` and writes it to ``out_dir``.
 
@@ -595,10 +647,22 @@ def pretrain(
             else CPU in fp32.
         num_workers: DataLoader worker processes; default ``min(2, cpu_count)``, or 0
             inside a daemonic process, which may not start children.
+        init_backbone: start the anchor and target backbones from these weights
+            instead of ``config.seed``'s random ones (the projection heads and
+            prototypes stay random): a torchvision ``VisionTransformer`` or a file of
+            any layout :func:`ml.embed.load_backbone_file` reads (Veil backbone or
+            checkpoint, torchvision ViT state dict, official MSN checkpoint; the last
+            two are read with ``config.num_heads`` heads). Its architecture must equal
+            the config's (see :func:`check_backbone_fits`); the config is never
+            changed to fit. Recorded as ``init_backbone`` in the result, the checkpoint
+            and ``backbone.pt``. A resumed run continues from its checkpoint, which
+            must have been started from the same ``init_backbone``.
 
     Raises:
-        ValueError: no bound given, fewer than 2 images, an undecodable image (named), or
-            a checkpoint in ``out_dir`` that does not match this run.
+        ValueError: no bound given, fewer than 2 images, an undecodable image (named),
+            an ``init_backbone`` that cannot be read or does not fit the config (named,
+            with the mismatched fields), or a checkpoint in ``out_dir`` that does not
+            match this run.
         FloatingPointError: the loss stopped being finite (the last checkpoint stays).
     """
     if max_steps is None and epochs is None and max_minutes is None:
@@ -614,13 +678,17 @@ def pretrain(
         raise ValueError(f"MSN pretraining needs at least 2 images, got {n_images}")
     batch_size = min(config.batch_size, n_images)
     planned_steps = _planned_steps(max_steps, epochs, n_images // batch_size)
+    init_name, init_vit = _initial_backbone(init_backbone, config)
 
     out_path = Path(out_dir)
     out_path.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_path / CHECKPOINT_FILENAME
     backbone_path = out_path / BACKBONE_FILENAME
 
-    model = build_msn(config).to(run_device)
+    model = build_msn(config)
+    if init_vit is not None:
+        model.start_from(init_vit)
+    model = model.to(run_device)
     model.train()
     run = _Run(
         config=config,
@@ -630,6 +698,7 @@ def pretrain(
         scaler=torch.amp.GradScaler(run_device.type, enabled=amp),
         mask_generator=torch.Generator().manual_seed(_derived_seed(config.seed, _SEED_MASK)),
         state=_RunState(total_steps=planned_steps, momentum=config.ema_base),
+        init_backbone=init_name,
     )
     if resume and checkpoint_path.exists():
         run.restore(checkpoint_path)
@@ -675,6 +744,7 @@ def pretrain(
             "version": 1,
             "config": config.to_dict(),
             "step": state.step,
+            "init_backbone": init_name,
             "state_dict": model.target_backbone.vit.state_dict(),
         },
         backbone_path,
@@ -689,6 +759,7 @@ def pretrain(
         device=str(run_device),
         resumed_from=resumed_from,
         config=config,
+        init_backbone=init_name,
     )
 
 
@@ -778,6 +849,27 @@ class _StepTimer:
         return elapsed + self.seconds_per_step() > budget
 
 
+def _initial_backbone(
+    source: BackboneInit | None, config: MSNConfig
+) -> tuple[str | None, VisionTransformer | None]:
+    """``(name, vit)`` of ``pretrain``'s ``init_backbone``, checked against ``config``."""
+    if source is None:
+        return None, None
+    if isinstance(source, VisionTransformer):
+        name, vit = f"<{type(source).__name__} object>", source
+    elif isinstance(source, str | os.PathLike):
+        from ml.embed import load_backbone_file
+
+        name = os.fspath(source)
+        vit = load_backbone_file(source, num_heads=config.num_heads)
+    else:
+        raise TypeError(
+            f"init_backbone must be a path or a VisionTransformer, got {type(source).__name__}"
+        )
+    check_backbone_fits(vit, config, name=name)
+    return name, vit
+
+
 def _derived_seed(*entropy: int) -> int:
     return int(np.random.SeedSequence(list(entropy)).generate_state(1)[0])
 
@@ -826,6 +918,7 @@ class _Run:
     scaler: torch.amp.GradScaler
     mask_generator: torch.Generator
     state: _RunState
+    init_backbone: str | None = None
 
     def step(self, criterion: MSNLoss, views: Sequence[Tensor], *, amp: bool) -> float:
         """One optimisation step and EMA update on ``views``; returns the loss."""
@@ -870,6 +963,7 @@ class _Run:
                 "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(),
                 "mask_rng": self.mask_generator.get_state(),
+                "init_backbone": self.init_backbone,
             },
             path,
         )
@@ -882,6 +976,11 @@ class _Run:
             raise ValueError(f"{path}: written with a different MSNConfig; use another out_dir")
         if data["n_images"] != self.n_images:
             raise ValueError(f"{path}: written for {data['n_images']} images, not {self.n_images}")
+        if data.get("init_backbone") != self.init_backbone:
+            raise ValueError(
+                f"{path}: started from init_backbone {data.get('init_backbone')!r}, "
+                f"not {self.init_backbone!r}; use another out_dir"
+            )
         self.model.load_state_dict(data["model"])
         self.optimizer.load_state_dict(data["optimizer"])
         self.scaler.load_state_dict(data["scaler"])

@@ -168,3 +168,50 @@ def cropped(data: bytes, fraction: float = 0.03, quality: int = 90) -> bytes:
     dx, dy = round(image.width * fraction / 2), round(image.height * fraction / 2)
     box = (dx, dy, image.width - dx, image.height - dy)
     return encode(image.crop(box), "JPEG", quality=quality)
+
+
+PATTERNS = ("stripes", "discs")
+
+
+def pattern_photo(pattern: str, seed: int, size: tuple[int, int] = DEFAULT_SIZE) -> Image.Image:
+    """A picture of one of two visually distinct kinds, for tests that need a model to
+    learn something: ``"stripes"`` (bold parallel bars) or ``"discs"`` (scattered round
+    blobs), each in seeded colours and positions over grain, so every seed differs."""
+    if pattern not in PATTERNS:
+        raise ValueError(f"pattern must be one of {PATTERNS}, got {pattern!r}")
+    rng = np.random.default_rng(seed)
+    width, height = size
+    background = np.asarray(photo(seed + 7919, size), dtype=np.float32) * 0.35 + 150
+    picture = Image.fromarray(np.clip(background, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(picture)
+    colour = tuple(int(c) for c in rng.integers(0, 110, size=3))
+    if pattern == "stripes":
+        step = int(rng.integers(18, 40))
+        slant = int(rng.integers(-height // 2, height // 2))
+        for x in range(-height + int(rng.integers(0, step)), width + height, step):
+            draw.polygon([(x, 0), (x + step // 2, 0), (x + step // 2 + slant, height), (x + slant, height)],
+                         fill=colour)
+    else:
+        for _ in range(int(rng.integers(6, 12))):
+            r = int(rng.integers(12, 40))
+            x, y = rng.integers(0, width), rng.integers(0, height)
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+    grain = rng.normal(0.0, 6.0, size=(height, width, 3))
+    pixels = np.asarray(picture, dtype=np.float32) + grain
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def pattern_jpeg(pattern: str, seed: int, size: tuple[int, int] = DEFAULT_SIZE) -> bytes:
+    return encode(pattern_photo(pattern, seed, size), "JPEG", quality=90)
+
+
+def meme_jpeg(caption: str, seed: int = 0, size: tuple[int, int] = (480, 360)) -> bytes:
+    """A :func:`photo` with ``caption`` across its top in large white letters with a black
+    outline, as memes are captioned."""
+    from PIL import ImageFont
+
+    picture = photo(seed, size)
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", size=size[1] // 9)
+    ImageDraw.Draw(picture).text((size[0] // 2, size[1] // 12), caption, font=font, fill="white",
+                                 stroke_width=3, stroke_fill="black", anchor="mt")
+    return encode(picture, "JPEG", quality=92)

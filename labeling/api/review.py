@@ -325,9 +325,18 @@ class AnnotationListApi(generics.ListAPIView):
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
+    classifier_url = serializers.SerializerMethodField(
+        help_text="For a head: its classifier (TorchScript + JSON card, zip) for admins.")
+
     class Meta:
         model = ModelVersion
-        fields = ["id", "kind", "backbone", "config", "metrics", "loss_curve", "is_active", "created"]
+        fields = ["id", "kind", "name", "backbone", "config", "metrics", "loss_curve", "is_active", "created",
+                  "classifier_url"]
+
+    def get_classifier_url(self, version) -> str | None:
+        if version.kind != ModelVersion.Kind.HEAD or not version.artifact:
+            return None
+        return reverse("api-classifier-download", args=[version.project.slug, version.pk])
 
 
 @extend_schema_field({"type": "string", "enum": ["true", "false"]})
@@ -356,7 +365,7 @@ class ModelVersionListApi(generics.ListAPIView):
 
     def get_queryset(self):
         project = project_get_for_user(user=self.request.user, slug=self.kwargs["slug"])
-        return ModelVersion.objects.filter(project=project).order_by("-created", "-pk")
+        return ModelVersion.objects.filter(project=project).select_related("project").order_by("-created", "-pk")
 
 
 class CategoryListApi(APIView):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from labeling.models import Category, Image, Job, Project
+from labeling.models import Category, Image, Job, Project, SelectionStrategy
 from labeling.services.uploads import upload_problem
 
 
@@ -22,7 +22,7 @@ class ProjectOutputSerializer(serializers.ModelSerializer):
         fields = [
             "slug", "name", "description", "created", "overlap", "batch_size", "strategy",
             "quality", "near_duplicate_radius", "blur_radius", "lease_minutes",
-            "eval_fraction", "eval_cap", "categories",
+            "eval_fraction", "eval_cap", "gold_rate", "auto_start", "ocr", "weak_labels", "categories",
         ]
 
 
@@ -43,6 +43,16 @@ class ProjectInputSerializer(serializers.Serializer):
     near_duplicate_radius = serializers.IntegerField(min_value=0, max_value=32, required=False)
     blur_radius = serializers.FloatField(min_value=0, required=False)
     quality = serializers.DictField(required=False)
+    strategy = serializers.ChoiceField(choices=SelectionStrategy.choices, required=False)
+    eval_fraction = serializers.FloatField(min_value=0.0, max_value=0.5, required=False)
+    eval_cap = serializers.IntegerField(min_value=0, required=False)
+    gold_rate = serializers.FloatField(min_value=0.0, max_value=0.5, required=False)
+    auto_start = serializers.BooleanField(
+        required=False, help_text="Embed imports and open round 0 by itself (default true).")
+    ocr = serializers.BooleanField(
+        required=False, help_text="Read and embed the text in images (default: true for the default taxonomy).")
+    weak_labels = serializers.BooleanField(
+        required=False, help_text="Folder pre-labels seed the head as weak labels (default false).")
     categories = CategoryInputSerializer(many=True, required=False)
 
 
@@ -69,7 +79,7 @@ class ImageOutputSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "status", "reason", "detail", "sha256", "width", "height", "size_bytes",
             "format", "quality_score", "split", "source", "source_label", "duplicate_of",
-            "duplicate_distance", "date_collected", "created", "metadata",
+            "duplicate_distance", "date_collected", "ocr_text", "created", "metadata",
         ]
 
     def get_metadata(self, image) -> ImageMetadataSerializer:

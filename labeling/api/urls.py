@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.authtoken.views import obtain_auth_token
 
-from labeling.api import queue, review, views
+from labeling.api import classifier, queue, review, views
 
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),
@@ -31,6 +31,11 @@ urlpatterns = [
     path("projects/<slug:slug>/categories/", review.CategoryListApi.as_view(), name="api-categories"),
     path("projects/<slug:slug>/annotations/", review.AnnotationListApi.as_view(), name="api-annotations"),
     path("projects/<slug:slug>/model-versions/", review.ModelVersionListApi.as_view(), name="api-model-versions"),
+    path("projects/<slug:slug>/model-versions/<int:pk>/classifier/", classifier.ClassifierDownloadApi.as_view(),
+         name="api-classifier-download"),
+    path("projects/<slug:slug>/model-versions/<int:pk>/card/", classifier.ClassifierCardApi.as_view(),
+         name="api-classifier-card"),
+    path("projects/<slug:slug>/predict/", classifier.PredictApi.as_view(), name="api-predict"),
     path("projects/<slug:slug>/reports/agreement/", review.AgreementReportApi.as_view(), name="api-agreement"),
     path("projects/<slug:slug>/reports/disagreements/", review.DisagreementsApi.as_view(),
          name="api-disagreements"),

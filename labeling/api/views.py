@@ -57,10 +57,12 @@ class ProjectDetailApi(APIView):
 
 class ImageFilter(django_filters.FilterSet):
     category = django_filters.CharFilter(field_name="source_label__key", label="Pre-label key")
+    text = django_filters.CharFilter(field_name="ocr_text", lookup_expr="icontains",
+                                     label="Text read from the image contains")
 
     class Meta:
         model = Image
-        fields = ["status", "reason", "split", "source", "category"]
+        fields = ["status", "reason", "split", "source", "category", "text"]
 
 
 class ProjectImageListApi(generics.ListAPIView):

@@ -41,6 +41,7 @@ def project_dashboard(*, project: Project) -> dict:
     colors = plots.category_colors([c.key for c in project.categories.all()])
     return {
         "overview": dashboard_overview(project=project),
+        "backbones": backbones_overview(project=project),
         "jobs": dashboard_jobs(project=project),
         "rounds": rounds_with_metrics(project=project),
         "learning_curve": learning_curve(project=project),
@@ -88,6 +89,39 @@ def dashboard_overview(*, project: Project) -> dict:
     }
 
 
+def backbones_overview(*, project: Project) -> dict:
+    """Each embedding of the pool (image backbones, the text model) with its coverage, and
+    the active head's evidence: the cross-validated score of every candidate feature set."""
+    from labeling.services.features import version_label
+
+    accepted = Image.objects.filter(project=project, status=Image.Status.ACCEPTED).count()
+    head = _active(project, ModelVersion.Kind.HEAD)
+    used = set((head.config.get("features") or []) if head else [])
+    counts = dict(
+        Embedding.objects.filter(model_version__project=project).values_list("model_version")
+        .annotate(n=Count("pk")).values_list("model_version", "n")
+    )
+    versions = ModelVersion.objects.filter(
+        project=project, kind__in=[ModelVersion.Kind.BACKBONE, ModelVersion.Kind.TEXT]).order_by("kind", "pk")
+    rows = [
+        {"version": v, "label": version_label(v), "kind": v.get_kind_display(),
+         "source": v.config.get("source") or (f"MSN {v.config['preset']} on this pool" if v.config.get("preset") else ""),
+         "embedded": counts.get(v.pk, 0), "accepted": accepted, "active": v.is_active, "used": v.pk in used}
+        for v in versions
+    ]
+    selection = (head.metrics.get("feature_selection") or {}) if head else {}
+    comparison = [
+        {"name": name, **score, "chosen": name == selection.get("chosen")}
+        for name, score in sorted((selection.get("scores") or {}).items(), key=lambda kv: kv[1]["log_loss"])
+    ]
+    return {
+        "rows": rows, "head": head, "feature_set": head.config.get("feature_set") if head else None,
+        "comparison": comparison, "criterion": selection.get("criterion"),
+        "classifier_url": reverse("api-classifier-download", args=[project.slug, head.pk]) if head else None,
+        "card_url": reverse("api-classifier-card", args=[project.slug, head.pk]) if head else None,
+    }
+
+
 def dashboard_jobs(*, project: Project, limit: int = 12) -> dict:
     """The latest jobs (with progress) and, per kind, the latest job when it failed."""
     jobs = list(
@@ -120,7 +154,8 @@ def rounds_with_metrics(*, project: Project) -> list[dict]:
     rounds = (
         Round.objects.filter(project=project)
         .annotate(items_total=Count("items"), items_done=Count("items", filter=Q(items__done=True)),
-                  items_eval=Count("items", filter=Q(items__is_eval=True)))
+                  items_eval=Count("items", filter=Q(items__is_eval=True)),
+                  items_skipped=Count("items", filter=Q(items__skipped=True)))
         .order_by("-number")
     )
     rows = []

@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.db.models import Q
+
 from labeling.models import Adjudication, Annotation, Category, Image, Project
 
 
@@ -108,3 +110,20 @@ def final_labels(*, project: Project, images: Iterable[Image | LabelInputs],
 
 def labeled_images(*, project: Project):
     return Image.objects.filter(project=project, status=Image.Status.ACCEPTED).order_by("pk")
+
+
+def training_labels(*, project: Project, weak: bool = False) -> dict[int, FinalLabel]:
+    """The labels the head learns from, by image id: adjudicated or human consensus.
+
+    Auto-accepted model labels never train the head that made them. With ``weak``, an
+    image with neither gets its import pre-label (source ``"import"``): weak labels seed
+    the head but are never counted as human labels.
+    """
+    human = Q(annotations__kind=Annotation.Kind.LABEL) | Q(adjudications__isnull=False)
+    images = Image.objects.filter(project=project, status=Image.Status.ACCEPTED)
+    images = images.filter(human | Q(source_label__isnull=False)) if weak else images.filter(human)
+    inputs = [
+        LabelInputs(pk, None, source if weak else None)
+        for pk, source in images.distinct().order_by("pk").values_list("pk", "source_label_id")
+    ]
+    return final_labels(project=project, images=inputs)

@@ -51,3 +51,15 @@ def membership_get_for_user(*, user, slug: str, admin: bool = False) -> Membersh
 def project_get_for_user(*, user, slug: str, admin: bool = False) -> Project:
     """The project if the user is a member (an admin when ``admin``); see :func:`membership_get_for_user`."""
     return membership_get_for_user(user=user, slug=slug, admin=admin).project
+
+
+def model_version_get_for_user(*, user, slug: str, pk: int, kind: str | None = None, admin: bool = False):
+    """A model version of a project the user may see (administers, with ``admin``)."""
+    from labeling.models import ModelVersion
+
+    project = project_get_for_user(user=user, slug=slug, admin=admin)
+    versions = ModelVersion.objects.filter(project=project, pk=pk).select_related("project")
+    version = versions.filter(kind=kind).first() if kind else versions.first()
+    if version is None:
+        raise NotFound(f"Model version {pk} not found in project {slug!r}.")
+    return version

@@ -394,10 +394,19 @@ def import_job_submit(**kwargs) -> Job:
     return job
 
 
-def import_job_run(*, job_id: int, workers: int = 2, progress: ProgressCallback | None = None) -> ImportSummary | None:
-    """Run an import job: fetch its uploads to local files, import, record the summary."""
+def import_job_run(
+    *, job_id: int, workers: int = 2, progress: ProgressCallback | None = None, then: str = "queue",
+) -> ImportSummary | None:
+    """Run an import job: fetch its uploads to local files, import, record the summary.
+
+    Then the loop moves on by itself (:func:`labeling.services.pipeline.after_import`):
+    ``then="queue"`` queues the embedding jobs for the workers, ``"inline"`` runs them
+    here (the command line, the demo), ``"none"`` leaves them.
+    """
     from labeling.services.jobs import job_fail, job_progress, job_start, job_succeed
 
+    if then not in ("queue", "inline", "none"):
+        raise ValueError(f"then must be 'queue', 'inline' or 'none', got {then!r}")
     job = Job.objects.select_related("project").filter(pk=job_id, kind=Job.Kind.IMPORT).first()
     if job is None:
         logger.warning("import job %s vanished; skipped", job_id)
@@ -419,6 +428,10 @@ def import_job_run(*, job_id: int, workers: int = 2, progress: ProgressCallback 
     job.counts = summary.as_dict()
     job_succeed(job=job, result={"summary": summary.as_dict()})
     media.media_delete(job.params.get("uploads", []))
+    if then != "none":
+        from labeling.services.pipeline import after_import
+
+        after_import(project=job.project, inline=then == "inline")
     return summary
 
 

@@ -25,7 +25,9 @@ def project_create(
     """Create a project with its categories (the default taxonomy unless one is given).
 
     Categories are dicts with ``key`` and optionally ``name``, ``guideline``,
-    ``sensitive``, ``hotkey``; hotkeys default to 1..9 in order.
+    ``sensitive``, ``hotkey``; hotkeys default to 1..9 in order. Reading the text in
+    images (``ocr``) is on by default for the default taxonomy, whose hateful memes
+    carry their offence mostly in their captions.
     """
     if Project.objects.filter(slug=slug).exists():
         raise ApplicationError(f"Project {slug!r} already exists.", code="project_exists")
@@ -33,6 +35,7 @@ def project_create(
         quality_dict = QualityConfig.from_dict(dict(quality or {})).to_dict()
     except (TypeError, ValueError) as exc:
         raise ApplicationError(f"Invalid quality settings: {exc}", code="invalid_quality") from exc
+    fields.setdefault("ocr", taxonomy is None)
     project = Project(slug=slug, name=name or slug, quality=quality_dict, **fields)
     _full_clean(project)
     project.save()

@@ -261,6 +261,10 @@ def annotation_submit(
                 item.done = not item.is_gold and item.labels_count >= project.overlap
                 item.save(update_fields=["labels_count", "done"])
                 _after_label(item)
+            elif kind == Annotation.Kind.SKIP and _nobody_left_for(item, project):
+                item.done = item.skipped = True
+                item.save(update_fields=["done", "skipped"])
+                _after_label(item)
     except IntegrityError:
         # The client key is taken: a retry that raced its first attempt.
         existing = _by_client_key(user, client_key)
@@ -308,14 +312,28 @@ def annotation_undo(*, user, project: Project, client_key: str) -> Annotation | 
         if item is not None:
             if last.kind == Annotation.Kind.LABEL and item.labels_count:
                 item.labels_count -= 1
+            if last.kind == Annotation.Kind.LABEL or item.skipped:
                 item.done = not item.is_gold and item.labels_count >= project.overlap
-                item.save(update_fields=["labels_count", "done"])
+                item.skipped = False
+                item.save(update_fields=["labels_count", "done", "skipped"])
             Assignment.objects.filter(item=item, user=user).update(
                 completed=None, expires=timezone.now() + timedelta(minutes=project.lease_minutes)
             )
             if item.round.status == Round.Status.CLOSED and not item.done:
                 Round.objects.filter(pk=item.round_id).update(status=Round.Status.OPEN, closed=None)
     return retraction
+
+
+def _nobody_left_for(item: QueueItem, project: Project) -> bool:
+    """Whether no member of the project can still label ``item``: every one of them has
+    had it (labeled or skipped) and no lease is live. An item in that state, short of its
+    labels, would hold its round open for ever: it closes as skipped instead."""
+    if item.is_gold or item.labels_count >= project.overlap:
+        return False
+    had = Assignment.objects.filter(item=item)
+    if had.filter(completed__isnull=True, expires__gt=timezone.now()).exists():
+        return False
+    return not project.memberships.exclude(user__in=had.values("user")).exists()
 
 
 def _by_client_key(user, client_key: str) -> Annotation | None:

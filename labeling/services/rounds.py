@@ -2,8 +2,8 @@
 
 Round 0 holds the evaluation split (a fixed random sample of the pool, never chosen by
 a strategy) and a cold-start selection. When a round's items all have their labels, or
-an admin asks, a Celery chain runs ``retrain_fit`` (consensus labels, fit the head,
-evaluate on the evaluation split), ``retrain_predict`` (predict the pool, auto-accept)
+an admin asks, a Celery chain runs ``retrain_fit`` (training labels, the feature set
+that cross-validates best, fit the head, evaluate on the evaluation split), ``retrain_predict`` (predict the pool, auto-accept)
 and ``retrain_select`` (select the next batch with the project's strategy and fill the
 queue). A failed step leaves the previous head active; the job carries the error.
 """
@@ -20,10 +20,8 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from labeling.adapters import embeddings_matrix
 from labeling.errors import ApplicationError
 from labeling.models import (
-    Category,
     Image,
     Job,
     ModelVersion,
@@ -34,10 +32,9 @@ from labeling.models import (
     SelectionStrategy,
 )
 from labeling.services.jobs import job_create, job_progress, job_start, job_succeed
+from ml.loop import COLD_START
 
 logger = logging.getLogger(__name__)
-
-COLD_START = "typicality"
 
 
 def _pool(project: Project):
@@ -48,20 +45,13 @@ def _active(project: Project, kind: str) -> ModelVersion | None:
     return ModelVersion.objects.filter(project=project, kind=kind, is_active=True).first()
 
 
-def _embeddings(project: Project) -> tuple[np.ndarray, np.ndarray] | None:
-    backbone = _active(project, ModelVersion.Kind.BACKBONE)
-    if backbone is None:
-        return None
-    ids, X = embeddings_matrix(model_version=backbone)
-    return (ids, X) if len(ids) else None
-
-
 @transaction.atomic
 def round_start_initial(*, project: Project, seed: int = 0) -> Round:
     """Round 0: the evaluation split plus a cold-start selection of the pool.
 
-    The cold start is density-aware (typicality) over the active backbone's embeddings,
-    or a seeded random sample when the project has no embeddings yet.
+    The cold start is density-aware (typicality) over the active backbone's embeddings
+    (the pretrained default unless another was made active), or a seeded random sample
+    when the project has no embeddings yet.
     """
     Project.objects.select_for_update().get(pk=project.pk)
     if Round.objects.filter(project=project).exists():
@@ -115,46 +105,79 @@ def retrain_job_submit(*, project: Project, user=None, reason: str = "requested"
     return job
 
 
-def consensus_training_data(project: Project) -> dict[int, Category]:
-    from labeling.selectors.images import consensus_labels
-
-    return consensus_labels(project=project)
-
-
 def retrain_fit(*, job_id: int) -> ModelVersion | None:
-    """Fit the head on consensus labels and evaluate it on the evaluation split."""
+    """Fit the head on the training labels, on the feature set that cross-validates best,
+    and evaluate it on the evaluation split.
+
+    Candidates are every embedded backbone alone, with the text in the images, and
+    together (``labeling.services.features``); with labels of at least two classes, two
+    each, they are compared on the same folds (``ml.features``) and the comparison is
+    recorded on the head. Otherwise the active backbone alone is used.
+    """
+    from labeling.selectors.labels import LabelSource, training_labels
+    from labeling.services.features import (
+        candidate_feature_sets,
+        cold_start_feature_set,
+        feature_matrix,
+    )
+    from ml.features import best_feature_set, compare_feature_sets
     from ml.head import LinearHead
     from ml.metrics import evaluate
 
     job = Job.objects.select_related("project").get(pk=job_id)
     project = job.project
     job_start(job=job, total=3)
-    embedded = _embeddings(project)
-    if embedded is None:
-        raise ApplicationError("No embeddings yet: pretrain a backbone (or register one) and embed the pool.",
-                               code="no_embeddings")
-    ids, X = embedded
-    row = {int(pk): i for i, pk in enumerate(ids)}
-    labels = consensus_training_data(project)
+    labels = training_labels(project=project, weak=project.weak_labels)
     splits = dict(_pool(project).filter(pk__in=list(labels)).values_list("pk", "split"))
-    train = [(row[pk], c.key) for pk, c in labels.items() if pk in row and splits.get(pk) == Image.Split.POOL]
-    held = [(row[pk], c.key) for pk, c in labels.items() if pk in row and splits.get(pk) == Image.Split.EVAL]
-    if len({key for _, key in train}) < 2:
-        raise ApplicationError("The head needs consensus labels of at least two categories in the pool.",
+    candidates = candidate_feature_sets(project, [pk for pk in labels if splits.get(pk) == Image.Split.POOL])
+    if not candidates:
+        fallback = cold_start_feature_set(project)
+        candidates = [fallback] if fallback is not None else []
+    if not candidates:
+        raise ApplicationError("No embeddings yet: embed the pool with a backbone first.", code="no_embeddings")
+    matrices = {fs.name: feature_matrix(fs, list(labels)) for fs in candidates}
+    common = None
+    for ids, _ in matrices.values():
+        common = ids if common is None else np.intersect1d(common, ids, assume_unique=True)
+    if labels and not len(common):
+        raise ApplicationError("No embeddings of the labeled images yet: embed the pool with a backbone first.",
+                               code="no_embeddings")
+    train_ids = [pk for pk in common.tolist() if splits.get(pk) == Image.Split.POOL]
+    held_ids = [pk for pk in common.tolist() if splits.get(pk) == Image.Split.EVAL
+                and labels[pk].source != LabelSource.IMPORT]
+    y = np.asarray([labels[pk].category.key for pk in train_ids])
+    if len(set(y.tolist())) < 2:
+        raise ApplicationError("The head needs labels of at least two categories in the pool.",
                                code="too_few_labels")
-    head = LinearHead(random_state=0).fit(X[[r for r, _ in train]], [k for _, k in train])
-    metrics: dict = {"n_train": len(train), "n_eval": len(held)}
-    if held:
-        proba = head.predict_proba(X[[r for r, _ in held]])
-        metrics.update(evaluate([k for _, k in held], proba, list(head.classes_), neutral="neutral"))
+
+    def rows(name: str, wanted: list[int]) -> np.ndarray:
+        ids, X = matrices[name]
+        return X[np.searchsorted(ids, wanted)]
+
+    comparison: dict = {}
+    chosen = candidates[0].name
+    _, counts = np.unique(y, return_counts=True)
+    if len(candidates) > 1 and counts.min() >= 2:
+        scores = compare_feature_sets({fs.name: rows(fs.name, train_ids) for fs in candidates}, y)
+        chosen = best_feature_set(scores)
+        comparison = {"chosen": chosen, "criterion": "class-balanced out-of-fold log-loss", "scores": scores}
+    feature_set = next(fs for fs in candidates if fs.name == chosen)
+    head = LinearHead(random_state=0).fit(rows(chosen, train_ids), y)
+    metrics: dict = {"n_train": len(train_ids), "n_eval": len(held_ids), "feature_set": chosen,
+                     "n_weak": sum(labels[pk].source == LabelSource.IMPORT for pk in train_ids)}
+    if comparison:
+        metrics["feature_selection"] = comparison
+    if held_ids:
+        proba = head.predict_proba(rows(chosen, held_ids))
+        metrics.update(evaluate([labels[pk].category.key for pk in held_ids], proba, list(head.classes_),
+                                neutral="neutral"))
     buffer = io.BytesIO()
     head.save(buffer)
-    backbone = _active(project, ModelVersion.Kind.BACKBONE)
     with transaction.atomic():
         version = ModelVersion.objects.create(
-            project=project, kind=ModelVersion.Kind.HEAD, backbone=backbone,
+            project=project, kind=ModelVersion.Kind.HEAD, backbone=feature_set.image_versions[0],
             config={"C": float(head.C_), "classes": [str(c) for c in head.classes_],
-                    "calibration": head.calibration_},
+                    "calibration": head.calibration_, "features": feature_set.pks, "feature_set": chosen},
             metrics=metrics,
         )
         version.artifact = default_storage.save(f"models/{project.slug}/{version.pk}/head.joblib",
@@ -168,13 +191,14 @@ def retrain_fit(*, job_id: int) -> ModelVersion | None:
             latest.head = version
             latest.metrics = metrics
             latest.save(update_fields=["head", "metrics"])
-        job.result = {**job.result, "head": version.pk, "accuracy": metrics.get("accuracy")}
+        job.result = {**job.result, "head": version.pk, "accuracy": metrics.get("accuracy"),
+                      "feature_set": chosen}
         job_progress(job=job, done=1, total=3)
         job.save(update_fields=["result"])
     return version
 
 
-def _load_head(version: ModelVersion):
+def head_load(version: ModelVersion):
     from ml.head import LinearHead
 
     with default_storage.open(version.artifact, "rb") as handle:
@@ -183,11 +207,13 @@ def _load_head(version: ModelVersion):
 
 def retrain_predict(*, job_id: int) -> int:
     """Predict every embedded pool image with the new head; auto-accept where allowed."""
+    from labeling.services.features import feature_matrix, head_feature_set
+
     job = Job.objects.select_related("project").get(pk=job_id)
     project = job.project
     version = ModelVersion.objects.get(pk=job.result["head"])
-    ids, X = _embeddings(project)
-    head = _load_head(version)
+    ids, X = feature_matrix(head_feature_set(version))
+    head = head_load(version)
     proba = head.predict_proba(X)
     categories = {c.key: c for c in project.categories.all()}
     classes = [categories[str(k)] for k in head.classes_]
@@ -277,35 +303,30 @@ def _select(project: Project, candidates: np.ndarray, *, budget: int, strategy: 
             ) -> tuple[np.ndarray, str]:
     """Pick up to ``budget`` image ids among ``candidates`` (ids) with ``strategy``.
 
-    Labeled pool images seed diversity. Without embeddings the choice is random; without
-    a head, strategies that need probabilities fall back to the cold start.
+    The rule is ``ml.loop.choose_batch``, the one the label-efficiency benchmark runs:
+    the cold start until a head exists, then the strategy over the head's features and
+    probabilities. Labeled pool images seed diversity. Without embeddings the choice is
+    a seeded random sample.
     """
-    from ml.selection import select
+    from labeling.services.features import cold_start_feature_set, feature_matrix, head_feature_set
+    from ml.loop import NEEDS_PROBA, choose_batch
 
-    embedded = _embeddings(project)
-    rng_state = seed
-    if embedded is None:
-        rng = np.random.default_rng(rng_state)
-        return rng.permutation(candidates)[:budget], SelectionStrategy.RANDOM
-    ids, X = embedded
-    position = {int(pk): i for i, pk in enumerate(ids)}
-    rows = np.asarray([position[int(pk)] for pk in candidates if int(pk) in position], dtype=np.int64)
-    if not len(rows):
-        return candidates[:0], strategy
-    exclude = np.setdiff1d(np.arange(len(ids)), rows)
-    labeled_ids = Image.objects.filter(project=project, annotations__kind="label").values_list("pk", flat=True)
-    labeled = np.asarray(sorted({position[pk] for pk in labeled_ids if pk in position}), dtype=np.int64)
-    exclude = np.setdiff1d(exclude, labeled)
-    proba = None
     head = _active(project, ModelVersion.Kind.HEAD)
-    if strategy in (SelectionStrategy.UNCERTAINTY, SelectionStrategy.BALANCE, SelectionStrategy.COMBINED):
-        if head is None:
-            strategy = COLD_START
-        else:
-            proba = _load_head(head).predict_proba(X)
-    picked = select(strategy, X=X, proba=proba, budget=budget, labeled=labeled, exclude=exclude,
-                    random_state=rng_state)
-    return ids[picked], strategy
+    feature_set = head_feature_set(head) if head is not None else cold_start_feature_set(project)
+    ids, X = feature_matrix(feature_set) if feature_set is not None else (np.zeros(0, dtype=np.int64), None)
+    if not len(ids):
+        rng = np.random.default_rng(seed)
+        return rng.permutation(candidates)[:budget], SelectionStrategy.RANDOM
+    available = np.isin(ids, candidates)
+    if not available.any():
+        return candidates[:0], strategy
+    labeled_ids = Image.objects.filter(project=project, annotations__kind="label").values_list("pk", flat=True)
+    labeled = np.flatnonzero(np.isin(ids, np.fromiter(labeled_ids, dtype=np.int64)))
+    exclude = np.setdiff1d(np.flatnonzero(~available), labeled)
+    proba = head_load(head).predict_proba(X) if head is not None and strategy in NEEDS_PROBA else None
+    picked, used = choose_batch(strategy, X=X, proba=proba, budget=budget, labeled=labeled, exclude=exclude,
+                                random_state=seed)
+    return ids[picked], used
 
 
 def _fill(round_: Round, chosen: np.ndarray, *, eval_ids: np.ndarray, seed: int) -> None:

@@ -198,6 +198,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # these are defaults for new projects and process-wide knobs.
 VEIL_IMPORT_WORKERS = env.int("VEIL_IMPORT_WORKERS", default=2)
 VEIL_UPLOAD_MAX_BYTES = env.int("VEIL_UPLOAD_MAX_BYTES", default=2 * 1024**3)
+# The predict API: files per request, and bytes per file.
+VEIL_PREDICT_MAX_FILES = env.int("VEIL_PREDICT_MAX_FILES", default=32)
+VEIL_PREDICT_MAX_BYTES = env.int("VEIL_PREDICT_MAX_BYTES", default=20 * 1024**2)
 
 LOGGING = {
     "version": 1,

@@ -62,7 +62,8 @@ def labeling(transactional_db, tmp_path):
     """A project with real imported images in an open random round 0, and a moderator.
 
     Every item needs one label; gold items and the evaluation split are off so the
-    queue hands out the round's items in priority order.
+    queue hands out the round's items in priority order. The project does not start
+    itself: no embedding, so round 0 is a seeded random sample.
     """
     from django.contrib.auth import get_user_model
 
@@ -73,7 +74,7 @@ def labeling(transactional_db, tmp_path):
     from tests import imagefiles
 
     project = project_create(slug="policy", name="Policy review", overlap=1, batch_size=4,
-                             eval_fraction=0.0, gold_rate=0.0)
+                             eval_fraction=0.0, gold_rate=0.0, auto_start=False)
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     for seed in range(4):

@@ -47,9 +47,10 @@ from labeling.models import (
 )
 from labeling.services.exports import export_job_create, export_run
 from labeling.services.ingest import import_job_create, import_job_run
+from labeling.services.jobs import job_create, job_succeed
 from labeling.services.projects import membership_set, project_create
 from labeling.services.queue import annotation_submit, queue_next
-from labeling.services.rounds import round_start_initial
+from labeling.services.rounds import retrain_fit
 from labeling.services.wellbeing import reveal_record
 from tests import imagefiles as f
 
@@ -96,6 +97,7 @@ class World:
     export_job: Job
     items: dict[str, int]
     reveals: dict[str, int]
+    head: ModelVersion
 
     def url_kwargs(self, route: str, params: tuple[str, ...], role: str, extra: dict) -> dict:
         values = {
@@ -104,13 +106,14 @@ class World:
             "item_id": self.items[role],
             "reveal_id": self.reveals[role],
             "job_id": self.export_job.pk if route == "api-export-download" else self.import_job.pk,
+            "pk": self.head.pk,
         }
         return {name: extra[name] if name in extra else values[name] for name in params}
 
 
 def build_world(*, project, admin_user, moderator, outsider, folder: Path) -> World:
-    project.gold_rate = 0.0
-    project.save(update_fields=["gold_rate"])
+    project.gold_rate, project.ocr, project.weak_labels = 0.0, False, True
+    project.save(update_fields=["gold_rate", "ocr", "weak_labels"])
     elsewhere = project_create(slug="elsewhere", name="Elsewhere")
     membership_set(project=elsewhere, user=outsider, role=Membership.Role.MODERATOR)
 
@@ -120,10 +123,13 @@ def build_world(*, project, admin_user, moderator, outsider, folder: Path) -> Wo
         path.write_bytes(data)
     import_job = import_job_create(project=project, user=admin_user, paths=[str(folder)], source="vendor",
                                    labels_from_folders=True)
-    import_job_run(job_id=import_job.pk)
-    round_start_initial(project=project)
-    ModelVersion.objects.create(project=project, kind=ModelVersion.Kind.BACKBONE, is_active=True,
-                                config={"image_size": 64})
+    # The import embeds the images with the default backbone and opens round 0 by itself;
+    # the folder pre-labels, as weak labels, give the project a head to predict with.
+    import_job_run(job_id=import_job.pk, then="inline")
+    assert Round.objects.filter(project=project, number=0).exists()
+    retrain = job_create(project=project, kind=Job.Kind.RETRAIN)
+    head = retrain_fit(job_id=retrain.pk)
+    job_succeed(job=retrain)
 
     labeled = queue_next(user=moderator, project=project)
     # No folder pre-labels "weapons", so this answer is told apart from the import's pre-label.
@@ -147,7 +153,7 @@ def build_world(*, project, admin_user, moderator, outsider, folder: Path) -> Wo
     assert import_job.status == Job.Status.SUCCEEDED and export_job.status == Job.Status.SUCCEEDED
     users = {"anonymous": None, "outsider": outsider, "moderator": moderator, "admin": admin_user}
     return World(project=project, users=users, image=image, import_job=import_job, export_job=export_job,
-                 items=items, reveals=reveals)
+                 items=items, reveals=reveals, head=head)
 
 
 @pytest.fixture
@@ -199,6 +205,10 @@ def credentials(world: World, role: str) -> dict:
 
 def one_upload(world: World, role: str) -> dict:
     return {"files": [SimpleUploadedFile("new.jpg", f.jpeg_bytes(50))]}
+
+
+def one_image(world: World, role: str) -> dict:
+    return {"files": [SimpleUploadedFile("new.jpg", f.jpeg_bytes(51))]}
 
 
 def without_rounds(world: World) -> None:
@@ -271,6 +281,10 @@ EXPECTED: dict[str, list[Row]] = {
     "api-categories": [api_read(), api_admin("POST", 201, data={"key": "spam", "name": "Spam"})],
     "api-annotations": [api_read()],
     "api-model-versions": [api_read()],
+    # The classifier: any member may ask it for predictions; its file and card are for admins.
+    "api-predict": [api_member_write(200, data=one_image, body="multipart")],
+    "api-classifier-download": [api_admin("GET", 200)],
+    "api-classifier-card": [api_admin("GET", 200)],
     "api-agreement": [api_admin("GET", 200)],
     "api-disagreements": [api_admin("GET", 200)],
     "api-model-disagreements": [api_admin("GET", 200)],

@@ -27,13 +27,17 @@ def test_project_page_shows_summary_balance_and_jobs(client, project, admin_user
             "source": "vendor",
         })
     assert response.status_code == 302
-    job = Job.objects.get()
+    job = Job.objects.get(kind="import")
     assert job.status == "succeeded"
+    embeds = Job.objects.filter(kind="embed")
+    assert sorted(embeds.values_list("params__model", "status")) == [
+        ("efficientnet-lite0", "succeeded"), ("minilm-l6", "succeeded")]
 
     page = client.get(reverse("project-detail", args=[project.slug])).content.decode()
     assert 'data-outcome="accepted">1<' in page
     assert 'data-outcome="corrupt">1<' in page
     assert f'data-job-id="{job.pk}"' in page and 'id="upload"' in page
+    assert all(f'data-job-id="{embed.pk}"' in page for embed in embeds)
     assert "Imbalance ratio" in page
     assert "/blurred/" in page and "/original/" not in page
 

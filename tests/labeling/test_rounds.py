@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import uuid
 
+import numpy as np
 import pytest
 
+from labeling.adapters import vector_to_bytes
 from labeling.errors import ApplicationError
-from labeling.models import Image, Job, ModelVersion, Prediction, QueueItem, Round
+from labeling.models import (
+    Annotation,
+    Embedding,
+    Image,
+    Job,
+    ModelVersion,
+    Prediction,
+    QueueItem,
+    Round,
+)
 from labeling.services.queue import annotation_submit, queue_next
 from labeling.services.rounds import retrain_job_submit, round_start_initial
 from tests.labeling.factories import CLUSTER_KEYS, clustered_pool
@@ -66,7 +77,7 @@ def test_a_failed_step_leaves_the_previous_head_active(project, pool, moderator,
         label_round(moderator, project, pool)
     head = ModelVersion.objects.get(kind="head", is_active=True)
 
-    ModelVersion.objects.filter(kind="backbone").update(is_active=False)
+    Embedding.objects.all().delete()
     with pytest.raises(ApplicationError), django_capture_on_commit_callbacks(execute=True):
         retrain_job_submit(project=project, reason="test")
     failed = Job.objects.filter(kind="retrain").latest("pk")
@@ -89,3 +100,137 @@ def test_auto_accept_labels_confident_pool_items_as_model_labels(project, pool, 
     assert correct / model_labeled.count() >= 0.9
     next_round = Round.objects.get(number=1)
     assert not next_round.items.filter(image__model_label__isnull=False).exists()
+
+
+def test_the_head_reads_the_feature_set_that_cross_validates_best(project, pool, moderator,
+                                                                 django_capture_on_commit_callbacks):
+    informative = ModelVersion.objects.get(kind="backbone")
+    noise = ModelVersion.objects.create(project=project, kind="backbone", name="vit", config={"preset": "tiny"})
+    text = ModelVersion.objects.create(project=project, kind="text", name="minilm-l6", is_active=True,
+                                       config={"dim": 8})
+    rng = np.random.default_rng(1)
+    for version, dim in ((noise, 16), (text, 8)):
+        Embedding.objects.bulk_create(
+            Embedding(image_id=pk, model_version=version, vector=vector_to_bytes(v / np.linalg.norm(v)))
+            for pk, v in zip(pool, rng.normal(size=(len(pool), dim)), strict=True)
+        )
+    round_start_initial(project=project)
+    with django_capture_on_commit_callbacks(execute=True):
+        label_round(moderator, project, pool)
+
+    head = ModelVersion.objects.get(kind="head", is_active=True)
+    selection = head.metrics["feature_selection"]
+    names = {f"vit-{informative.pk}", f"msn-tiny-{noise.pk}"}
+    assert set(selection["scores"]) == names | {f"{n}+text" for n in names} | {
+        f"vit-{informative.pk}+msn-tiny-{noise.pk}", f"vit-{informative.pk}+msn-tiny-{noise.pk}+text"}
+    assert selection["chosen"] == head.config["feature_set"] == f"vit-{informative.pk}"
+    assert head.config["features"] == [informative.pk]
+    scores = selection["scores"]
+    assert scores[f"vit-{informative.pk}"]["balanced_accuracy"] > scores[f"msn-tiny-{noise.pk}"]["balanced_accuracy"] + 0.3
+    assert head.metrics["accuracy"] > 0.9
+
+
+def test_a_head_on_fused_features_predicts_and_selects_on_the_same_features(project, pool, moderator,
+                                                                            django_capture_on_commit_callbacks):
+    backbone = ModelVersion.objects.get(kind="backbone")
+    text = ModelVersion.objects.create(project=project, kind="text", name="minilm-l6", is_active=True,
+                                       config={"dim": 4})
+    # The text alone tells the classes apart as well as the image does: fusing both wins.
+    keys = sorted(set(pool.values()))
+    Embedding.objects.bulk_create(
+        Embedding(image_id=pk, model_version=text, vector=vector_to_bytes(np.eye(4, dtype=np.float32)[keys.index(key)]))
+        for pk, key in pool.items()
+    )
+    round_start_initial(project=project)
+    with django_capture_on_commit_callbacks(execute=True):
+        label_round(moderator, project, pool)
+    head = ModelVersion.objects.get(kind="head", is_active=True)
+    assert head.config["features"] == [backbone.pk, text.pk]
+    assert head.config["feature_set"] == f"vit-{backbone.pk}+text"
+    assert Prediction.objects.filter(model_version=head).count() == 120
+    assert Round.objects.get(number=1).items.count() == 12
+
+
+def test_an_item_everyone_skipped_closes_and_the_round_moves_on(project, pool, moderator, make_user,
+                                                               django_capture_on_commit_callbacks):
+    from labeling.models import Membership
+    from labeling.services.projects import membership_set
+
+    second = make_user("second")
+    membership_set(project=project, user=second, role=Membership.Role.MODERATOR)
+    round_start_initial(project=project)
+    lease = queue_next(user=moderator, project=project)
+    skipped_item = lease.item
+    annotation_submit(user=moderator, item_id=skipped_item.pk, client_key="skip-1", kind="skip")
+    skipped_item.refresh_from_db()
+    assert not skipped_item.done, "the other moderator may still label it"
+
+    handed = []
+    while (lease := queue_next(user=second, project=project)) is not None and lease.item.pk != skipped_item.pk:
+        handed.append(lease)
+        annotation_submit(user=second, item_id=lease.item.pk, client_key=uuid.uuid4().hex,
+                          category_key=pool[lease.item.image_id])
+    assert lease is not None and lease.item.pk == skipped_item.pk, "a skipped item goes to another moderator"
+    with django_capture_on_commit_callbacks(execute=True):
+        annotation_submit(user=second, item_id=skipped_item.pk, client_key="skip-2", kind="skip")
+        label_round(second, project, pool)
+        label_round(moderator, project, pool)
+    skipped_item.refresh_from_db()
+    assert skipped_item.done and skipped_item.skipped and skipped_item.labels_count == 0
+    zero = Round.objects.get(number=0)
+    assert zero.status == "closed", "an item everyone skipped does not hold the round open"
+    assert Job.objects.get(kind="retrain").status == "succeeded"
+
+
+def test_undoing_the_last_skip_reopens_the_item(project, pool, moderator):
+    from labeling.services.queue import annotation_undo
+
+    round_start_initial(project=project)
+    lease = queue_next(user=moderator, project=project)
+    annotation_submit(user=moderator, item_id=lease.item.pk, client_key="skip", kind="skip")
+    lease.item.refresh_from_db()
+    assert lease.item.skipped and lease.item.done, "the only member skipped it"
+    annotation_undo(user=moderator, project=project, client_key="undo")
+    lease.item.refresh_from_db()
+    assert not lease.item.skipped and not lease.item.done
+    assert queue_next(user=moderator, project=project).item == lease.item
+
+
+def test_folder_pre_labels_seed_the_head_only_when_the_project_says_so(project, pool, moderator,
+                                                                     django_capture_on_commit_callbacks):
+    from labeling.models import Category
+    from labeling.selectors.images import class_balance
+    from labeling.services.rounds import retrain_job_submit
+
+    categories = {c.key: c for c in Category.objects.filter(project=project)}
+    for pk, key in pool.items():
+        Image.objects.filter(pk=pk).update(source_label=categories[key])
+    round_start_initial(project=project)
+    with pytest.raises(ApplicationError, match="at least two categories"), \
+            django_capture_on_commit_callbacks(execute=True):
+        retrain_job_submit(project=project, reason="no human labels yet")
+
+    project.weak_labels = True
+    project.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        retrain_job_submit(project=project, reason="weak labels")
+    head = ModelVersion.objects.get(kind="head", is_active=True)
+    assert head.metrics["n_weak"] == head.metrics["n_train"] == 90
+    assert head.metrics["n_eval"] == 0, "weak labels never score the head"
+    assert class_balance(project=project)["labeled"] == 120
+    assert not Annotation.objects.exists(), "weak labels are not human labels"
+
+
+def test_rounds_select_through_the_rule_the_benchmark_measures(project, pool, monkeypatch):
+    import ml.loop
+
+    calls = []
+    real = ml.loop.choose_batch
+
+    def spy(strategy, **kwargs):
+        calls.append((strategy, kwargs["budget"], kwargs["proba"] is None))
+        return real(strategy, **kwargs)
+
+    monkeypatch.setattr(ml.loop, "choose_batch", spy)
+    round_start_initial(project=project)
+    assert calls == [("typicality", 12, True)]

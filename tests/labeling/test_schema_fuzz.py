@@ -76,6 +76,7 @@ def path_values(world: World, role: str, path: str) -> dict:
         "item_id": world.items[role],
         "reveal_id": world.reveals[role],
         "job_id": world.export_job.pk if path.startswith("/api/exports/") else world.import_job.pk,
+        "id": world.head.pk,  # drf-spectacular names a <pk> path parameter "id"
     }
 
 

@@ -298,3 +298,71 @@ def test_bad_input_is_reported(tmp_path) -> None:
             max_steps=1,
             num_workers=0,
         )
+
+
+def test_pretraining_can_start_from_a_vit_file(tmp_path) -> None:
+    config = dataclasses.replace(SMALL, batch_size=8, ema_base=1.0)
+    torch.manual_seed(3)
+    source = VisionTransformer(
+        image_size=config.image_size,
+        patch_size=config.patch_size,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        hidden_dim=config.hidden_dim,
+        mlp_dim=config.mlp_dim,
+        num_classes=7,
+    )
+    path = tmp_path / "init.pth"
+    torch.save(source.state_dict(), path)
+    images = make_images(16)
+
+    result = pretrain(
+        images,
+        config=config,
+        out_dir=tmp_path / "a",
+        max_steps=2,
+        num_workers=0,
+        init_backbone=path,
+    )
+    scratch = pretrain(images, config=config, out_dir=tmp_path / "b", max_steps=2, num_workers=0)
+
+    expected = {k: v for k, v in source.state_dict().items() if not k.startswith("heads.")}
+    target = load_backbone(result.backbone_path).state_dict()
+    assert target.keys() == expected.keys()
+    assert all(torch.equal(target[k], v) for k, v in expected.items())
+    checkpoint = load_torch_file(result.checkpoint_path)
+    anchor = checkpoint["model"]["anchor_backbone.vit.conv_proj.weight"]
+    assert not torch.equal(anchor, expected["conv_proj.weight"])
+    assert not torch.equal(
+        load_backbone(scratch.backbone_path).state_dict()["conv_proj.weight"],
+        expected["conv_proj.weight"],
+    )
+    assert result.init_backbone == str(path) and scratch.init_backbone is None
+    assert checkpoint["init_backbone"] == str(path)
+    assert load_torch_file(result.backbone_path)["init_backbone"] == str(path)
+    assert result.loss_curve != scratch.loss_curve
+
+    with pytest.raises(ValueError, match="started from init_backbone"):
+        pretrain(images, config=config, out_dir=tmp_path / "a", max_steps=3, num_workers=0)
+
+
+def test_a_vit_that_does_not_fit_the_config_is_refused(tmp_path) -> None:
+    wide = VisionTransformer(
+        image_size=32, patch_size=8, num_layers=3, num_heads=2, hidden_dim=32, mlp_dim=128
+    )
+    path = tmp_path / "wide.pth"
+    torch.save(wide.state_dict(), path)
+
+    with pytest.raises(
+        ValueError,
+        match=r"wide\.pth: ViT does not fit MSN config 'tiny': num_layers 3 \(config 2\), "
+        r"hidden_dim 32 \(config 64\), mlp_dim 128 \(config 256\)$",
+    ):
+        pretrain(
+            make_images(4), config=SMALL, out_dir=tmp_path / "run", max_steps=1, init_backbone=path
+        )
+    with pytest.raises(ValueError, match=r"<VisionTransformer object>: .*hidden_dim"):
+        pretrain(
+            make_images(4), config=SMALL, out_dir=tmp_path / "run", max_steps=1, init_backbone=wide
+        )
+    assert not (tmp_path / "run").exists()

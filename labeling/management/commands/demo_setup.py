@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from labeling.models import Membership, Project, Round
+from labeling.models import Job, Membership, Project, Round
 from labeling.services.ingest import import_job_create, import_job_run
 from labeling.services.projects import membership_set, project_create
 from labeling.services.rounds import round_start_initial
@@ -45,12 +45,18 @@ class Command(BaseCommand):
         job = import_job_create(
             project=demo, paths=[str(DEMO_DIR / "images")], source="demo", labels_from_folders=True,
         )
-        summary = import_job_run(job_id=job.pk)
+        # Embedding runs here too, so round 0 is chosen on real embeddings before the server starts.
+        summary = import_job_run(job_id=job.pk, then="inline")
         counts = ", ".join(f"{k} {v}" for k, v in summary.as_dict().items() if v)
         self.stdout.write(f"Imported the demo images into project {demo.slug!r}: {counts}.")
+        embedded = Job.objects.filter(project=demo, kind=Job.Kind.EMBED, status=Job.Status.SUCCEEDED).first()
+        if embedded is not None:
+            self.stdout.write(f"Embedded them with the pretrained {embedded.params.get('model')} backbone.")
         if not Round.objects.filter(project=demo).exists():
-            round_ = round_start_initial(project=demo)
-            self.stdout.write(f"Round 0 is open with {round_.items.count()} images to label.")
+            round_start_initial(project=demo)
+        round_ = Round.objects.filter(project=demo).order_by("number").last()
+        self.stdout.write(f"Round {round_.number} is open with {round_.items.count()} images to label "
+                          f"({round_.get_strategy_display().lower()} selection).")
         self.stdout.write("")
         self.stdout.write("Sign in at http://127.0.0.1:8000/ with:")
         self.stdout.write("(the moderator labels at /projects/demo/label/; the admin steers at /projects/demo/dashboard/)")

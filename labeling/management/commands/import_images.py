@@ -4,6 +4,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from labeling.models import Job, Round
 from labeling.services.ingest import import_job_run
 from labeling.services.projects import project_get_or_create
 
@@ -19,10 +20,14 @@ class Command(BaseCommand):
             "--labels-from-folders", action="store_true",
             help="Pre-label an image by the nearest parent folder named after a category key.",
         )
+        parser.add_argument(
+            "--wait", action="store_true",
+            help="Embed the imported images here, before returning, instead of queueing the job for a worker.",
+        )
         parser.add_argument("--json", action="store_true", help="Print one JSON summary on stdout.")
         parser.add_argument("--workers", type=int, default=2, help="Analysis worker processes (threads where processes cannot start).")
 
-    def handle(self, *args, path, project, source, labels_from_folders, workers, **options):
+    def handle(self, *args, path, project, source, labels_from_folders, workers, wait, **options):
         as_json = options["json"]
         from pathlib import Path
 
@@ -44,16 +49,26 @@ class Command(BaseCommand):
             bar.update(done - bar.n)
 
         try:
-            summary = import_job_run(job_id=job.pk, workers=workers, progress=progress)
+            summary = import_job_run(job_id=job.pk, workers=workers, progress=progress,
+                                     then="inline" if wait else "queue")
         finally:
             bar.close()
         result = {"project": project_obj.slug, "job": job.pk, **summary.as_dict()}
+        follow = Job.objects.filter(project=project_obj, kind=Job.Kind.EMBED, pk__gt=job.pk).order_by("pk")
+        result["embed_jobs"] = [{"job": j.pk, "model": j.params.get("model"), "status": j.status} for j in follow]
+        opened = Round.objects.filter(project=project_obj).order_by("number").first()
+        result["round"] = opened.number if opened is not None else None
         if as_json:
             self.stdout.write(_dumps(result))
         else:
-            for key, value in result.items():
+            for key, value in summary.as_dict().items():
                 if value or key in ("total", "accepted"):
                     self.stdout.write(f"{key:>16}: {value}")
+            for follow_job in result["embed_jobs"]:
+                where = "done here" if follow_job["status"] == Job.Status.SUCCEEDED else "queued for a worker"
+                self.stdout.write(f"embedding job {follow_job['job']} ({follow_job['model']}): {where}")
+            if result["round"] is not None:
+                self.stdout.write(f"round {result['round']} is open")
 
 
 def _dumps(obj) -> str:

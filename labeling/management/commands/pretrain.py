@@ -6,11 +6,18 @@ from tqdm import tqdm
 
 from labeling.errors import ApplicationError
 from labeling.models import Project
-from labeling.services.training import CONFIGS, pretrain_job_create, pretrain_run
+from labeling.services.training import (
+    CONFIGS,
+    embed_job_create,
+    embed_run,
+    pretrain_job_create,
+    pretrain_run,
+)
 
 
 class Command(BaseCommand):
-    help = "Pretrain an MSN backbone on the project's accepted images; it becomes the active backbone."
+    help = ("Pretrain an MSN backbone on the project's accepted images, then embed them with it; "
+            "it becomes the active backbone and a candidate feature set for the head.")
 
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True)
@@ -20,14 +27,19 @@ class Command(BaseCommand):
         budget.add_argument("--epochs", type=int)
         budget.add_argument("--steps", type=int)
         parser.add_argument("--workers", type=int, default=None, help="DataLoader worker processes.")
+        parser.add_argument("--init-checkpoint", default=None,
+                            help="Start from the weights of a ViT file (Veil's own, a torchvision ViT state "
+                                 "dict or an official MSN checkpoint) instead of a random initialisation.")
+        parser.add_argument("--no-embed", action="store_true", help="Do not embed the pool afterwards.")
         parser.add_argument("--json", action="store_true", help="Print one JSON summary on stdout.")
 
-    def handle(self, *args, project, config, minutes, epochs, steps, workers, **options):
+    def handle(self, *args, project, config, minutes, epochs, steps, workers, init_checkpoint, no_embed, **options):
         project_obj = Project.objects.filter(slug=project).first()
         if project_obj is None:
             raise CommandError(f"No project {project!r}.")
         try:
-            job = pretrain_job_create(project=project_obj, config=config, minutes=minutes, epochs=epochs, steps=steps)
+            job = pretrain_job_create(project=project_obj, config=config, minutes=minutes, epochs=epochs, steps=steps,
+                                      init_checkpoint=init_checkpoint)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         bar = tqdm(total=steps, unit="step", disable=not sys.stderr.isatty(), file=sys.stderr)
@@ -43,6 +55,8 @@ class Command(BaseCommand):
             bar.close()
         summary = {"project": project_obj.slug, "model_version": version.pk, "artifact": version.artifact,
                    **version.metrics, "final_loss": version.loss_curve[-1][1] if version.loss_curve else None}
+        if not no_embed:
+            summary["embedded"] = embed_run(job_id=embed_job_create(project=project_obj, model_version=version).pk)
         if options["json"]:
             self.stdout.write(json.dumps(summary))
         else:
