@@ -47,7 +47,7 @@ EXTENSIONS = {"jsonl": "jsonl", "csv": "csv", "labelstudio": "json", "imagefolde
 CHUNK = 2000
 COLUMNS = ("image_id", "file_name", "label", "label_source", "agreement", "annotators", "category", "source",
            "resolution", "file_size", "file_size_bytes", "date_collected", "verified", "quality_score", "split",
-           "sha256")
+           "sha256", "text")
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def _images(project: Project, filters: ExportFilters) -> QuerySet[Image]:
 
 
 IMAGE_FIELDS = ("pk", "original", "width", "height", "size_bytes", "source", "date_collected", "quality_score",
-                "split", "sha256", "model_label_id", "source_label_id")
+                "split", "sha256", "model_label_id", "source_label_id", "ocr_text")
 ImageRow = namedtuple("ImageRow", IMAGE_FIELDS)
 
 
@@ -170,6 +170,7 @@ class ExportRow:
             "annotators": self.annotators,
             "split": image.split,
             "sha256": image.sha256,
+            "text": image.ocr_text,
         }
 
 

@@ -71,9 +71,12 @@ def run_export(api, admin_user, project, fmt, django_capture_on_commit_callbacks
 
 def test_jsonl_has_seed_metadata_final_label_source_and_agreement(api, project, admin_user, labeled,
                                                                  django_capture_on_commit_callbacks):
+    captioned = min(labeled["labeled"])
+    Image.objects.filter(pk=captioned).update(ocr_text="NOT A DRILL")
     body = run_export(api, admin_user, project, "jsonl", django_capture_on_commit_callbacks)
     rows = [json.loads(line) for line in body.decode().splitlines()]
     assert {r["image_id"] for r in rows} == labeled["labeled"]
+    assert {r["image_id"]: r["text"] for r in rows if r["text"]} == {captioned: "NOT A DRILL"}
     for row in rows:
         assert META_KEYS <= set(row)
         assert row["category"] == row["label"]
