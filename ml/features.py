@@ -25,7 +25,7 @@ from ml.head import LinearHead
 FUSION_SEPARATOR = "+"
 """Joins the names of fused parts: ``"efficientnet-lite0+text"``."""
 
-MAX_COMPARE_ROWS = 5000
+MAX_COMPARE_ROWS = 2000
 """Labels used for the comparison at most (a stratified sample beyond it)."""
 
 

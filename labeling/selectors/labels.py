@@ -126,4 +126,7 @@ def training_labels(*, project: Project, weak: bool = False) -> dict[int, FinalL
         LabelInputs(pk, None, source if weak else None)
         for pk, source in images.distinct().order_by("pk").values_list("pk", "source_label_id")
     ]
-    return final_labels(project=project, images=inputs)
+    if not inputs:
+        return {}
+    # By id range: a list of ids would not fit in one statement for a large pool of weak labels.
+    return final_labels(project=project, images=inputs, pk_range=(inputs[0].pk, inputs[-1].pk))

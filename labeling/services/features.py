@@ -24,6 +24,9 @@ MAX_IMAGE_BACKBONES = 3
 MIN_COVERAGE = 0.9
 """Share of the labeled images a backbone must have embedded to be a candidate."""
 
+MAX_LISTED_IDS = 5000
+"""Image ids asked for by list at most; beyond, every vector is read and filtered here."""
+
 
 def version_label(version: ModelVersion) -> str:
     """A short, stable name for a backbone or text model version, used in feature-set names."""
@@ -92,11 +95,13 @@ def candidate_feature_sets(project: Project, labeled_ids: Sequence[int]) -> list
     with the text, and all image backbones together (with and without the text).
     """
     wanted = max(1, int(np.ceil(MIN_COVERAGE * len(labeled_ids))))
+    labeled = np.asarray(list(labeled_ids), dtype=np.int64)
 
     def covers(version: ModelVersion) -> bool:
-        if not labeled_ids:
-            return Embedding.objects.filter(model_version=version).exists()
-        return Embedding.objects.filter(model_version=version, image_id__in=list(labeled_ids)).count() >= wanted
+        embedded = Embedding.objects.filter(model_version=version).values_list("image_id", flat=True)
+        if not len(labeled):
+            return embedded.exists()
+        return int(np.isin(labeled, np.fromiter(embedded.iterator(chunk_size=10_000), dtype=np.int64)).sum()) >= wanted
 
     backbones = list(
         ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.BACKBONE).order_by("-created", "-pk")
@@ -122,10 +127,16 @@ def feature_matrix(feature_set: FeatureSet, image_ids: Sequence[int] | None = No
     """
     from ml.features import fuse
 
+    wanted = None if image_ids is None else np.asarray(list(image_ids), dtype=np.int64)
+    if wanted is not None and len(wanted) > MAX_LISTED_IDS:
+        image_ids = None  # read every vector and keep the wanted ones: the list would not fit a statement
     ids: np.ndarray | None = None
     parts: list[tuple[np.ndarray, np.ndarray]] = []
     for version in feature_set.image_versions:
         part_ids, X = embeddings_matrix(model_version=version, image_ids=image_ids)
+        if wanted is not None and image_ids is None:
+            keep = np.isin(part_ids, wanted)
+            part_ids, X = part_ids[keep], X[keep]
         parts.append((part_ids, X))
         ids = part_ids if ids is None else np.intersect1d(ids, part_ids, assume_unique=True)
     if ids is None or not len(ids):
@@ -134,6 +145,9 @@ def feature_matrix(feature_set: FeatureSet, image_ids: Sequence[int] | None = No
     text = feature_set.text_version
     if text is not None:
         text_ids, T = embeddings_matrix(model_version=text, image_ids=ids.tolist() if image_ids is not None else None)
+        if image_ids is None and len(text_ids):
+            keep = np.isin(text_ids, ids)
+            text_ids, T = text_ids[keep], T[keep]
         rows = np.zeros((len(ids), T.shape[1] if len(text_ids) else text.config["dim"]),
                         dtype=np.float32)
         found = np.isin(ids, text_ids)
