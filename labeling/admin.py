@@ -25,7 +25,7 @@ class ProjectAdmin(admin.ModelAdmin):
 class ImageAdmin(admin.ModelAdmin):
     list_display = ["id", "project", "name", "status", "reason", "split", "source_label", "created"]
     list_filter = ["project", "status", "reason", "split"]
-    search_fields = ["name", "sha256"]
+    search_fields = ["name", "sha256", "ocr_text"]
     raw_id_fields = ["duplicate_of", "job"]
     readonly_fields = ["sha256", "phash", "original", "thumbnail", "blurred"]
 
