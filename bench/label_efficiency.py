@@ -7,7 +7,7 @@
 Simulated annotators reveal a true label only for the images a strategy selects. Every
 selection goes through ``ml.loop.choose_batch``, the function the product's rounds call
 (``labeling.services.rounds``), so the benchmark measures the product's rule and holds
-no copy of it: the cold start (``ml.loop.COLD_START``, typicality) and the dispatch to
+no copy of it: the cold start (``ml.loop.COLD_START``, prototypes) and the dispatch to
 the strategy come from there.
 
 Feature sets (pool and test images embedded once, cached under ``--cache``):
@@ -31,6 +31,7 @@ features:
 - ``random``: uniform sampling (the baseline of every ratio);
 - ``diversity``: k-center greedy, seeded with the labels so far;
 - ``typicality``: TypiClust, the density-aware cold start;
+- ``prototypes``: the row nearest each k-means cluster's centre, the product's cold start;
 - ``active``: the product's loop. The cold start up to ``--cold-start-labels``, then
   rounds of at most ``--round-size`` labels, each fitting the head as the product fits
   it (``LinearHead(random_state=0)``, calibrated once every class has ``cv`` labels) on
@@ -149,7 +150,7 @@ FEATURE_TITLES = {
     DEFAULT_FEATURES: f"{DEFAULT_BACKBONE} (default)",
     TEXT_FEATURES: f"{DEFAULT_BACKBONE} + OCR text",
 }
-STRATEGIES = ("random", "diversity", "typicality", "active")
+STRATEGIES = ("random", "diversity", "typicality", "prototypes", "active")
 
 
 # ------------------------------------------------------------------------ datasets
@@ -1062,6 +1063,7 @@ def summary_line(result: dict[str, Any]) -> dict[str, Any]:
         "active_auc_ratio": r(ratios["active"]["accuracy"]),
         "diversity_auc_ratio": r(ratios["diversity"]["accuracy"]),
         "typicality_auc_ratio": r(ratios["typicality"]["accuracy"]),
+        "prototypes_auc_ratio": r(ratios["prototypes"]["accuracy"]),
         "active_macro_f1_auc_ratio": r(ratios["active"]["macro_f1"]),
         "diversity_macro_f1_auc_ratio": r(ratios["diversity"]["macro_f1"]),
         "typicality_macro_f1_auc_ratio": r(ratios["typicality"]["macro_f1"]),
@@ -1262,7 +1264,7 @@ def check_targets(result: dict[str, Any]) -> dict[str, Any]:
     - ``default_beats_raw``: the default backbone's random curve is at least 10 points
       above raw pixels' at 50 labels, and its full-pool probe 10 points above theirs;
     - ``active_auc_ratio``: the active loop's accuracy area over random's, at least 1.05;
-    - ``cold_start_gain_at_20``: the cold start's (typicality) accuracy at 20 labels minus
+    - ``cold_start_gain_at_20``: the cold start's (prototypes) accuracy at 20 labels minus
       random's, at least 3 points.
     """
     from ml.loop import COLD_START

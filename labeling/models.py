@@ -37,6 +37,7 @@ class SelectionStrategy(models.TextChoices):
     RANDOM = "random", "Random"
     DIVERSITY = "diversity", "Diversity (k-center greedy)"
     TYPICALITY = "typicality", "Typicality"
+    PROTOTYPES = "prototypes", "Cluster prototypes"
     UNCERTAINTY = "uncertainty", "Uncertainty"
     BALANCE = "balance", "Class balance"
     COMBINED = "combined", "Uncertain, kept diverse"

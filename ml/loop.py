@@ -4,7 +4,8 @@ One function decides which rows a round adds, so that ``bench.label_efficiency``
 measures exactly what ``labeling.services.rounds`` runs:
 
 - before a head exists (no probabilities, or labels of fewer than two classes), the
-  cold start: density-aware typicality over the embeddings;
+  cold start: the prototypes of k-means clusters of the embeddings
+  (:func:`ml.selection.prototypes`);
 - afterwards the project's strategy, over the current head's probabilities where the
   strategy needs them.
 
@@ -20,8 +21,10 @@ from numpy.typing import ArrayLike
 
 from ml.selection import IndexArray, RandomState, select
 
-COLD_START = "typicality"
-"""The round-0 strategy: representative rows of dense regions (TypiClust)."""
+COLD_START = "prototypes"
+"""The round-0 strategy: the row nearest the centre of each k-means cluster, clusters of
+the pool visited largest first (a TypiClust walk that takes the centre of a cluster, not
+its densest knot; see :func:`ml.selection.prototypes` for the measurements)."""
 
 NEEDS_PROBA = ("uncertainty", "balance", "combined")
 """Strategies that rank rows by the head's probabilities."""

@@ -4,7 +4,7 @@ After an import, accepted images are embedded with the project's pretrained defa
 backbone (and every other backbone its current head reads), and the text in them is
 read and embedded when the project asks for it; each is a job the user sees. When the
 active backbone's embeddings are there and the project has no round yet, round 0 opens
-(the evaluation split plus a typicality cold start). A project with ``auto_start`` off
+(the evaluation split plus the cold start, cluster prototypes). A project with ``auto_start`` off
 is left for its admins to drive.
 """
 

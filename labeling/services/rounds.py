@@ -49,9 +49,9 @@ def _active(project: Project, kind: str) -> ModelVersion | None:
 def round_start_initial(*, project: Project, seed: int = 0) -> Round:
     """Round 0: the evaluation split plus a cold-start selection of the pool.
 
-    The cold start is density-aware (typicality) over the active backbone's embeddings
-    (the pretrained default unless another was made active), or a seeded random sample
-    when the project has no embeddings yet.
+    The cold start (``ml.loop.COLD_START``: k-means cluster prototypes) runs over the
+    active backbone's embeddings (the pretrained default unless another was made
+    active); it is a seeded random sample when the project has no embeddings yet.
     """
     Project.objects.select_for_update().get(pk=project.pk)
     if Round.objects.filter(project=project).exists():

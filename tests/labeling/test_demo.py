@@ -29,7 +29,7 @@ def test_demo_setup_creates_accounts_project_and_round():
     assert accepted.count() == 168
     assert set(accepted.values_list("source_label__key", flat=True)) == {"dress", "hat", "pants", "shoes"}
     zero = Round.objects.get(project=demo, number=0)
-    assert zero.strategy == "typicality", "round 0 is chosen on real embeddings"
+    assert zero.strategy == "prototypes", "round 0 is chosen on real embeddings"
     backbone = ModelVersion.objects.get(project=demo, kind="backbone", is_active=True)
     assert backbone.name == "efficientnet-lite0" and backbone.embeddings.count() == 168
     assert "Round 0 is open" in text

@@ -70,7 +70,7 @@ def test_an_api_project_embeds_its_import_and_opens_round_zero_by_itself(
     np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-4)
 
     zero = Round.objects.get(project__slug="fresh")
-    assert zero.number == 0 and zero.strategy == "typicality", "round 0 is chosen on real embeddings"
+    assert zero.number == 0 and zero.strategy == "prototypes", "round 0 is chosen on real embeddings"
     assert zero.items.filter(is_eval=False).count() == 6 and zero.items.filter(is_eval=True).count() == 4
 
     caption = Image.objects.get(project__slug="fresh", name__endswith="caption.jpg")

@@ -40,7 +40,7 @@ def label_round(user, project, truth):
 
 def test_round_zero_has_the_eval_split_and_a_cold_start(project, pool):
     round_ = round_start_initial(project=project)
-    assert round_.strategy == "typicality"
+    assert round_.strategy == "prototypes"
     eval_items = round_.items.filter(is_eval=True)
     assert eval_items.count() == 30
     assert set(eval_items.values_list("image__split", flat=True)) == {"eval"}
@@ -98,8 +98,14 @@ def test_auto_accept_labels_confident_pool_items_as_model_labels(project, pool, 
     assert not model_labeled.filter(split="eval").exists()
     correct = sum(pool[i.pk] == i.model_label.key for i in model_labeled)
     assert correct / model_labeled.count() >= 0.9
-    next_round = Round.objects.get(number=1)
-    assert not next_round.items.filter(image__model_label__isnull=False).exists()
+    left = Image.objects.filter(split="pool", model_label__isnull=True).exclude(annotations__kind="label")
+    next_round = Round.objects.filter(number=1).first()
+    queued = set(next_round.items.values_list("image_id", flat=True)) if next_round else set()
+    # Round 0's prototypes teach the head all three clusters: every pool item left is
+    # auto-accepted, and no round opens for items a human no longer needs to see.
+    assert not left.exists() and next_round is None and not queued
+    assert Job.objects.get(kind="retrain").result["next_round"] is None
+    assert not QueueItem.objects.filter(round__number=1, image__model_label__isnull=False).exists()
 
 
 def test_the_head_reads_the_feature_set_that_cross_validates_best(project, pool, moderator,
@@ -233,4 +239,21 @@ def test_rounds_select_through_the_rule_the_benchmark_measures(project, pool, mo
 
     monkeypatch.setattr(ml.loop, "choose_batch", spy)
     round_start_initial(project=project)
-    assert calls == [("typicality", 12, True)]
+    assert calls == [("prototypes", 12, True)]
+
+
+def test_the_queue_never_hands_out_an_item_the_head_labeled(project, pool, moderator):
+    from labeling.models import Category
+
+    round_start_initial(project=project)
+    first = queue_next(user=moderator, project=project).item
+    ahead = (QueueItem.objects.filter(round=first.round, done=False, is_eval=False).exclude(pk=first.pk)
+             .order_by("-priority", "pk").first())
+    Image.objects.filter(pk=ahead.image_id).update(model_label=Category.objects.get(project=project, key="drugs"))
+    annotation_submit(user=moderator, item_id=first.pk, client_key="one", category_key=pool[first.image_id])
+    handed = []
+    while (lease := queue_next(user=moderator, project=project)) is not None:
+        handed.append(lease.item.pk)
+        annotation_submit(user=moderator, item_id=lease.item.pk, client_key=uuid.uuid4().hex,
+                          category_key=pool[lease.item.image_id])
+    assert handed and ahead.pk not in handed

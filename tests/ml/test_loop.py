@@ -21,7 +21,7 @@ def pool() -> tuple[np.ndarray, np.ndarray]:
 def test_strategies_that_need_a_head_fall_back_to_the_cold_start_without_one(pool, strategy):
     X, _ = pool
     picked, used = choose_batch(strategy, X=X, budget=6, random_state=3)
-    assert used == COLD_START == "typicality"
+    assert used == COLD_START == "prototypes"
     expected, _ = choose_batch(COLD_START, X=X, budget=6, random_state=3)
     np.testing.assert_array_equal(picked, expected)
 
@@ -38,14 +38,14 @@ def test_with_a_head_the_strategy_runs_on_its_probabilities(pool):
 def test_never_returns_labeled_or_excluded_rows(pool):
     X, proba = pool
     labeled, exclude = np.arange(0, 90, 3), np.arange(1, 90, 3)
-    for strategy in ("random", "diversity", "typicality", "combined"):
+    for strategy in ("random", "diversity", "typicality", "prototypes", "combined"):
         picked, _ = choose_batch(strategy, X=X, proba=proba, budget=20, labeled=labeled, exclude=exclude)
         assert len(picked) == 20 and len(set(picked.tolist())) == 20
         assert not set(picked.tolist()) & (set(labeled.tolist()) | set(exclude.tolist()))
 
 
 def test_strategy_for_names_what_a_round_runs():
-    assert strategy_for("combined", has_proba=False) == "typicality"
+    assert strategy_for("combined", has_proba=False) == "prototypes"
     assert strategy_for("combined", has_proba=True) == "combined"
     assert strategy_for("diversity", has_proba=False) == "diversity"
     assert strategy_for("uncertainty", has_proba=False, cold_start="random") == "random"

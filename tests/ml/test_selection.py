@@ -407,3 +407,22 @@ def test_combined_avoids_an_uncertain_outlier_that_plain_kcenter_takes():
     labeled = np.arange(10, 20)
     assert 5 not in combined(X, proba, 5, labeled=labeled)
     assert 5 in combined(X, proba, 5, labeled=labeled, density_weight=0.0)
+
+
+def test_prototypes_take_the_row_nearest_each_cluster_centre():
+    from ml.selection import prototypes
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [20.0, 0.0], [0.0, 20.0]])
+    X = np.concatenate([c + rng.normal(size=(30, 2)) for c in centres]).astype(np.float32)
+    # A tight knot off-centre in the first cluster: density would pick it, the centre does not.
+    X[:5] = centres[0] + np.array([2.4, 2.4]) + rng.normal(scale=0.01, size=(5, 2))
+    picked = prototypes(X, 3, random_state=0)
+    assert sorted(int(i) // 30 for i in picked) == [0, 1, 2], "one row per cluster"
+    for i in picked:
+        members = X[(int(i) // 30) * 30 : (int(i) // 30 + 1) * 30]
+        nearest = np.argmin(((members - members.mean(axis=0)) ** 2).sum(axis=1))
+        assert int(i) % 30 == nearest
+    assert not set(picked.tolist()) & set(range(5))
+    again = prototypes(X, 3, labeled=picked[:1], random_state=0)
+    assert picked[0] not in again.tolist() and len(again) == 3
