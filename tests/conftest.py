@@ -77,3 +77,15 @@ def make_user_committed(transactional_db):
         return get_user_model().objects.create_user(username=username, password="pw-" + username, **fields)
 
     return make
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one intra-op thread for the test. Test models are small, and on a shared
+    two-core machine a second busy process makes two-thread torch stall on its barrier."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

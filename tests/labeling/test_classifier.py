@@ -11,7 +11,6 @@ import uuid
 import zipfile
 
 import pytest
-import torch
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
@@ -19,17 +18,9 @@ from labeling.models import Membership, ModelVersion, Project
 from labeling.services.queue import annotation_submit, queue_next
 from tests import imagefiles as f
 
-pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+pytestmark = [pytest.mark.django_db, pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 KEYS = {"stripes": "violence", "discs": "neutral"}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

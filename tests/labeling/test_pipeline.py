@@ -7,7 +7,6 @@ import uuid
 
 import numpy as np
 import pytest
-import torch
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from labeling.adapters import embeddings_matrix
@@ -15,15 +14,7 @@ from labeling.models import Image, Job, ModelVersion, Round
 from labeling.services.queue import annotation_submit, queue_next
 from tests import imagefiles as f
 
-pytestmark = [pytest.mark.django_db, pytest.mark.slow]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.django_db, pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def pattern_uploads(n_per_class: int) -> tuple[list[SimpleUploadedFile], dict[str, str]]:

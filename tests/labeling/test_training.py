@@ -19,15 +19,7 @@ from labeling.services.ingest import import_job_create, import_job_run
 from labeling.services.training import pretrain_job_create
 from tests import imagefiles as f
 
-pytestmark = [pytest.mark.django_db, pytest.mark.slow]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.django_db, pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture

@@ -25,15 +25,7 @@ from ml.backbones import (
 from ml.embed import backbone_features, embed_images, eval_transform, load_backbone_file
 from tests import imagefiles as f
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """On a shared two-core machine a second busy process makes two-thread torch stall
-    on its thread barrier."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

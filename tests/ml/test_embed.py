@@ -25,15 +25,7 @@ from ml.embed import (
 )
 from ml.msn import BACKBONE_FORMAT, MSNConfig, headless_vit
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from two threads, and on a shared two-core machine a
-    second busy process makes two-thread torch stall on its thread barrier."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_vit(num_classes: int = 1000) -> VisionTransformer:

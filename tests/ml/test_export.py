@@ -24,15 +24,7 @@ from ml.features import fuse
 from ml.head import ISOTONIC_MIN_SAMPLES, LinearHead
 from tests import imagefiles as f
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """On a shared two-core machine a second busy process makes two-thread torch stall
-    on its thread barrier."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def blobs(n: int, k: int, d: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

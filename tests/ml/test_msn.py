@@ -48,14 +48,7 @@ SMALL = MSNConfig.preset(
 COLOURS = [(220, 40, 40), (40, 200, 60), (60, 80, 230)]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from two threads, and on a shared two-core machine a
-    second busy process makes two-thread torch stall on its thread barrier."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_images(n: int, size: int = 48, seed: int = 0) -> list[Image.Image]:

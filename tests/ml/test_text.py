@@ -36,12 +36,7 @@ CAPTIONS = (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def meme(seed: int, top: str, bottom: str, size: tuple[int, int] = (480, 400)) -> Image.Image:
