@@ -51,7 +51,7 @@ def load_backbone(name: str, tmp: Path):
     import torch
 
     from ml.backbones import load_image_backbone
-    from ml.msn import BACKBONE_FORMAT, MSNConfig, headless_vit
+    from ml.msn import MSNConfig, headless_vit, save_backbone
 
     if name == "efficientnet-lite0":
         return load_image_backbone(name)
@@ -60,15 +60,7 @@ def load_backbone(name: str, tmp: Path):
         torch.manual_seed(0)
         vit = headless_vit(config)
     path = tmp / f"{name}.pt"
-    torch.save(
-        {
-            "format": BACKBONE_FORMAT,
-            "version": 1,
-            "config": config.to_dict(),
-            "state_dict": vit.state_dict(),
-        },
-        path,
-    )
+    save_backbone(vit, config, path)
     return load_image_backbone("vit", path=path)
 
 

@@ -738,17 +738,7 @@ def pretrain(
         state.total_steps = state.step
     if state.step != last_saved or not checkpoint_path.exists():
         run.save(checkpoint_path)
-    _atomic_save(
-        {
-            "format": BACKBONE_FORMAT,
-            "version": 1,
-            "config": config.to_dict(),
-            "step": state.step,
-            "init_backbone": init_name,
-            "state_dict": model.target_backbone.vit.state_dict(),
-        },
-        backbone_path,
-    )
+    save_backbone(model.target_backbone.vit, config, backbone_path, step=state.step, init_backbone=init_name)
     return PretrainResult(
         backbone_path=backbone_path,
         checkpoint_path=checkpoint_path,
@@ -794,6 +784,28 @@ def load_backbone(
     vit = headless_vit(config)
     vit.load_state_dict(state_dict)
     return vit.eval()
+
+
+def save_backbone(
+    vit: VisionTransformer,
+    config: MSNConfig,
+    path: str | os.PathLike[str],
+    *,
+    step: int | None = None,
+    init_backbone: str | None = None,
+) -> None:
+    """Writes ``vit`` as Veil's backbone file (what :func:`load_backbone` reads), atomically."""
+    _atomic_save(
+        {
+            "format": BACKBONE_FORMAT,
+            "version": 1,
+            "config": config.to_dict(),
+            "step": step,
+            "init_backbone": init_backbone,
+            "state_dict": vit.state_dict(),
+        },
+        Path(path),
+    )
 
 
 def load_torch_file(path: str | os.PathLike[str]) -> Any:

@@ -115,7 +115,7 @@ def backbones_overview(*, project: Project) -> dict:
         for name, score in sorted((selection.get("scores") or {}).items(), key=lambda kv: kv[1]["log_loss"])
     ]
     return {
-        "rows": rows, "head": head, "feature_set": head.config.get("feature_set") if head else None,
+        "rows": rows, "head": head, "feature_set": head.metrics.get("feature_set") if head else None,
         "comparison": comparison, "criterion": selection.get("criterion"),
         "classifier_url": reverse("api-classifier-download", args=[project.slug, head.pk]) if head else None,
         "card_url": reverse("api-classifier-card", args=[project.slug, head.pk]) if head else None,

@@ -9,7 +9,6 @@ plain PyTorch, without Veil.
 
 from __future__ import annotations
 
-import io
 import json
 import tempfile
 import zipfile
@@ -17,9 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import transaction
 from django.utils import timezone
 
 from labeling.errors import ApplicationError, NotFound
@@ -141,29 +139,27 @@ def classifier_card(*, head: ModelVersion, feature_set: FeatureSet | None = None
 
 def classifier_export(*, head: ModelVersion) -> str:
     """Storage name of the head's classifier archive (``classifier.pt2`` + ``card.json``),
-    written on first request and kept beside the head's own artifact."""
+    written on first request beside the head's own artifact. A head never changes, so
+    the archive stored under its name is the one to serve."""
     from ml.export import export_classifier
 
     name = f"models/{head.project.slug}/{head.pk}/classifier.zip"
-    if head.config.get("classifier") == name and default_storage.exists(name):
+    if default_storage.exists(name):
         return name
     feature_set = head_feature_set(head)
     text = feature_set.text_version
     with tempfile.TemporaryDirectory(prefix=f"veil-export-{head.pk}-") as tmp:
-        model_path = Path(tmp) / "classifier.pt2"
+        model_path, archive_path = Path(tmp) / "classifier.pt2", Path(tmp) / "classifier.zip"
         card = export_classifier(
             model_path, [image_backbone_load(v) for v in feature_set.image_versions], head_load(head),
             card=classifier_card(head=head, feature_set=feature_set),
             text_dim=text.config.get("dim") if text is not None else None,
         )
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        with zipfile.ZipFile(archive_path, "w", compression=zipfile.ZIP_STORED) as archive:
             archive.write(model_path, "classifier.pt2")
             archive.writestr("card.json", json.dumps(card, indent=2))
-    with transaction.atomic():
-        if default_storage.exists(name):
-            default_storage.delete(name)
-        stored = default_storage.save(name, ContentFile(buffer.getvalue()))
-        ModelVersion.objects.filter(pk=head.pk).update(config={**head.config, "classifier": stored, "card": card})
-        head.config = {**head.config, "classifier": stored, "card": card}
-    return stored
+        with open(archive_path, "rb") as handle:
+            stored = default_storage.save(name, File(handle))
+    if stored != name:  # another request stored it first; theirs is the same archive
+        default_storage.delete(stored)
+    return name

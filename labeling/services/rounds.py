@@ -177,7 +177,7 @@ def retrain_fit(*, job_id: int) -> ModelVersion | None:
         version = ModelVersion.objects.create(
             project=project, kind=ModelVersion.Kind.HEAD, backbone=feature_set.image_versions[0],
             config={"C": float(head.C_), "classes": [str(c) for c in head.classes_],
-                    "calibration": head.calibration_, "features": feature_set.pks, "feature_set": chosen},
+                    "calibration": head.calibration_, "features": feature_set.pks},
             metrics=metrics,
         )
         version.artifact = default_storage.save(f"models/{project.slug}/{version.pk}/head.joblib",

@@ -105,6 +105,6 @@ def test_the_loop_learns_from_round_zero_without_a_button(
     retrain = Job.objects.get(project=project, kind="retrain")
     assert retrain.status == "succeeded", retrain.error
     head = ModelVersion.objects.get(project=project, kind="head", is_active=True)
-    assert head.config["feature_set"] == "efficientnet-lite0"
+    assert head.metrics["feature_set"] == "efficientnet-lite0"
     assert head.metrics["n_eval"] == 6 and head.metrics["accuracy"] >= 5 / 6
     assert Round.objects.get(project=project, number=1).strategy == "combined"

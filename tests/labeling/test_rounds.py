@@ -129,7 +129,7 @@ def test_the_head_reads_the_feature_set_that_cross_validates_best(project, pool,
     names = {f"vit-{informative.pk}", f"msn-tiny-{noise.pk}"}
     assert set(selection["scores"]) == names | {f"{n}+text" for n in names} | {
         f"vit-{informative.pk}+msn-tiny-{noise.pk}", f"vit-{informative.pk}+msn-tiny-{noise.pk}+text"}
-    assert selection["chosen"] == head.config["feature_set"] == f"vit-{informative.pk}"
+    assert selection["chosen"] == head.metrics["feature_set"] == f"vit-{informative.pk}"
     assert head.config["features"] == [informative.pk]
     scores = selection["scores"]
     assert scores[f"vit-{informative.pk}"]["balanced_accuracy"] > scores[f"msn-tiny-{noise.pk}"]["balanced_accuracy"] + 0.3
@@ -152,7 +152,7 @@ def test_a_head_on_fused_features_predicts_and_selects_on_the_same_features(proj
         label_round(moderator, project, pool)
     head = ModelVersion.objects.get(kind="head", is_active=True)
     assert head.config["features"] == [backbone.pk, text.pk]
-    assert head.config["feature_set"] == f"vit-{backbone.pk}+text"
+    assert head.metrics["feature_set"] == f"vit-{backbone.pk}+text"
     assert Prediction.objects.filter(model_version=head).count() == 120
     assert Round.objects.get(number=1).items.count() == 12
 

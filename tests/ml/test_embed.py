@@ -23,7 +23,7 @@ from ml.embed import (
     load_msn_checkpoint,
     load_torchvision_vit,
 )
-from ml.msn import BACKBONE_FORMAT, MSNConfig, headless_vit
+from ml.msn import MSNConfig, headless_vit, save_backbone
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -251,15 +251,7 @@ def test_veil_backbone_file_is_detected(tmp_path) -> None:
     torch.manual_seed(2)
     vit = headless_vit(config).eval()
     path = tmp_path / "backbone.pt"
-    torch.save(
-        {
-            "format": BACKBONE_FORMAT,
-            "version": 1,
-            "config": config.to_dict(),
-            "state_dict": vit.state_dict(),
-        },
-        path,
-    )
+    save_backbone(vit, config, path)
     images = torch.randn(2, 3, 64, 64)
 
     loaded = load_backbone_file(path)
