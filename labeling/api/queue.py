@@ -31,6 +31,7 @@ class LeaseOutputSerializer(serializers.Serializer):
     next_blurred_url = serializers.CharField(allow_null=True, help_text="The likely next item's blurred preview.")
     width = serializers.IntegerField()
     height = serializers.IntegerField()
+    text = serializers.CharField(allow_blank=True, help_text="Text read in the image; empty when none was found.")
     progress = serializers.DictField()
     wellbeing = serializers.DictField()
 
@@ -54,6 +55,7 @@ def lease_data(lease: queue.Lease, *, user, membership) -> dict:
         "next_blurred_url": reverse("image-file", args=[upcoming.image_id, "blurred"]) if upcoming else None,
         "width": image.width,
         "height": image.height,
+        "text": image.ocr_text,
         **queue.lease_status(user=user, project=project, open_rounds=lease.open_rounds, membership=membership),
     }
 

@@ -152,6 +152,8 @@
     views.sketch.alt = `Image ${lease.image_id}, edge sketch`;
     views.original.alt = `Image ${lease.image_id}, original`;
     buttons.flag.setAttribute("aria-pressed", "false");
+    byId("image-text-value").textContent = lease.text || "";
+    byId("image-text").hidden = !lease.text;
     setMode("blurred");
     sizeStage();
     render(lease.progress, lease.wellbeing);
@@ -162,6 +164,7 @@
   function showEmpty() {
     endReveal();
     state.lease = null;
+    byId("image-text").hidden = true;
     setMode("empty");
     stage.hidden = true;
     byId("empty").hidden = false;

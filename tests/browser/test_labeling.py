@@ -274,3 +274,25 @@ def test_the_break_reminder_comes_after_sensitive_reveals_and_holds_the_keys_unt
     # Dismissed: not shown again until another round of reveals or minutes.
     expect(dialog).to_be_hidden()
     assert Annotation.objects.filter(kind="label").count() == 3
+
+
+def test_text_read_in_the_image_is_shown_without_revealing_it(page, labeling):
+    from labeling.models import Image as ImageRow
+
+    project, moderator, _ = labeling
+    ImageRow.objects.filter(project=project).update(ocr_text="")
+    first = ImageRow.objects.filter(project=project).order_by("pk").first()
+    ImageRow.objects.filter(pk=first.pk).update(ocr_text="THEY ARE NOT WELCOME HERE")
+    sign_in(page, username=moderator.username, next_url=label_url(project))
+    expect(page.locator("#stage")).to_have_attribute("data-mode", "blurred")
+    for _ in range(4):
+        item = shown_item(page)
+        if item.image_id == first.pk:
+            expect(page.locator("#image-text")).to_be_visible()
+            expect(page.locator("#image-text-value")).to_have_text("THEY ARE NOT WELCOME HERE")
+            assert not Reveal.objects.exists()
+            return
+        expect(page.locator("#image-text")).to_be_hidden()
+        page.keyboard.press("s")
+        wait_for_other_item(page, item.pk)
+    pytest.fail("the captioned image was never handed out")
