@@ -1,19 +1,18 @@
-"""API of the labeling loop: the queue, reveals, rounds and training jobs."""
+"""API of the moderators' side of the loop: the queue, answers and undo, reveals and their budgets."""
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import generics, serializers, status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api.serializers import JobOutputSerializer
+from labeling.api.serializers import AnnotationOutputSerializer
 from labeling.errors import NotFound
-from labeling.models import Annotation, Round
 from labeling.selectors.projects import membership_get_for_user, project_get_for_user
-from labeling.services import queue, rounds, training, wellbeing
+from labeling.services import queue, wellbeing
 
 MAX_DAILY_REVEALS = 100_000
 
@@ -84,17 +83,6 @@ class SubmitInputSerializer(serializers.Serializer):
         return attrs
 
 
-class AnnotationOutputSerializer(serializers.ModelSerializer):
-    category = serializers.SlugRelatedField(slug_field="key", read_only=True, allow_null=True)
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    round = serializers.IntegerField(source="round.number", allow_null=True, read_only=True)
-
-    class Meta:
-        model = Annotation
-        fields = ["id", "image", "user", "round", "kind", "category", "supersedes", "time_spent_ms",
-                  "revealed", "client_key", "note", "created"]
-
-
 class QueueSubmitApi(APIView):
     @extend_schema(request=SubmitInputSerializer, responses={201: AnnotationOutputSerializer, 200: AnnotationOutputSerializer})
     def post(self, request, item_id: int):
@@ -156,64 +144,3 @@ class RevealBudgetApi(APIView):
             raise NotFound(f"{data.validated_data['username']} is not a member of {project.slug}.")
         wellbeing.reveal_budget_set(actor=request.user, project=project, user=user, budget=data.validated_data["budget"])
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class RoundOutputSerializer(serializers.ModelSerializer):
-    items = serializers.IntegerField(source="items.count", read_only=True)
-
-    class Meta:
-        model = Round
-        fields = ["number", "status", "strategy", "head", "metrics", "created", "closed", "items"]
-
-
-class RoundListApi(generics.ListAPIView):
-    serializer_class = RoundOutputSerializer
-    queryset = Round.objects.none()  # the schema's model; get_queryset() answers requests
-
-    def get_queryset(self):
-        project = project_get_for_user(user=self.request.user, slug=self.kwargs["slug"])
-        return Round.objects.filter(project=project).order_by("-number")
-
-
-class RoundStartApi(APIView):
-    @extend_schema(request=None, responses={201: RoundOutputSerializer})
-    def post(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug, admin=True)
-        round_ = rounds.round_start_initial(project=project)
-        return Response(RoundOutputSerializer(round_).data, status=status.HTTP_201_CREATED)
-
-
-class RetrainApi(APIView):
-    @extend_schema(request=None, responses={202: JobOutputSerializer})
-    def post(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug, admin=True)
-        job = rounds.retrain_job_submit(project=project, user=request.user, reason="retrain now")
-        job.refresh_from_db()
-        return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
-
-
-class PretrainInputSerializer(serializers.Serializer):
-    config = serializers.ChoiceField(choices=training.CONFIGS, default="tiny")
-    minutes = serializers.FloatField(min_value=0.1, max_value=24 * 60, required=False)
-    epochs = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
-    steps = serializers.IntegerField(min_value=1, max_value=100_000_000, required=False)
-
-
-class PretrainApi(APIView):
-    @extend_schema(request=PretrainInputSerializer, responses={202: JobOutputSerializer})
-    def post(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug, admin=True)
-        data = PretrainInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        job = training.pretrain_job_submit(project=project, user=request.user, **data.validated_data)
-        job.refresh_from_db()
-        return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
-
-
-class EmbedApi(APIView):
-    @extend_schema(request=None, responses={202: JobOutputSerializer})
-    def post(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug, admin=True)
-        job = training.embed_job_submit(project=project, user=request.user)
-        job.refresh_from_db()
-        return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)

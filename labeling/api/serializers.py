@@ -2,10 +2,38 @@
 
 from __future__ import annotations
 
+import math
+
 from rest_framework import serializers
 
-from labeling.models import Category, Image, Job, Project, SelectionStrategy
+from labeling.models import Annotation, Category, Image, Job, Project, SelectionStrategy
 from labeling.services.uploads import upload_problem
+
+
+def shown(raw, width: int = 40) -> str:
+    """``raw`` quoted for a message, cut short when long."""
+    raw = str(raw)
+    return repr(raw) if len(raw) <= width else repr(raw[:width]) + "..."
+
+
+class WholeNumberField(serializers.IntegerField):
+    """An integer; a value that is not one is refused naming it."""
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError:
+            raise serializers.ValidationError(f"must be a whole number, not {shown(data)}.", code="invalid") from None
+
+
+class FiniteFloatField(serializers.FloatField):
+    """A number other than NaN or infinity (which no range check would refuse)."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            raise serializers.ValidationError(f"must be a number, not {shown(data)}.", code="invalid")
+        return value
 
 
 class CategorySerializer(serializers.ModelSerializer):
@@ -142,3 +170,14 @@ class ImportSummarySerializer(serializers.Serializer):
     counts = serializers.DictField(child=serializers.IntegerField())
     total = serializers.IntegerField()
     jobs = serializers.ListField(child=serializers.DictField())
+
+
+class AnnotationOutputSerializer(serializers.ModelSerializer):
+    category = serializers.SlugRelatedField(slug_field="key", read_only=True, allow_null=True)
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    round = serializers.IntegerField(source="round.number", allow_null=True, read_only=True)
+
+    class Meta:
+        model = Annotation
+        fields = ["id", "image", "user", "round", "kind", "category", "supersedes", "time_spent_ms",
+                  "revealed", "client_key", "note", "created"]

@@ -302,7 +302,8 @@ EXPECTED: dict[str, list[Row]] = {
     "api-schema": [Row("GET", (200, 200, 200, 200), allowed=EVERYONE)],
     "api-docs": [Row("GET", (200, 200, 200, 200), allowed=EVERYONE)],
     # Pages. Not signed in: to the sign-in page. Not a member: 404. A moderator asking for
-    # an admin's page or form goes back to the project page (or the review page) with a message.
+    # an admin's page or form goes back to the project page with a message; a refused form
+    # (an adjudication a moderator may not make) goes back to the page it came from.
     "login": [
         Row("GET", (200, 200, 200, 200), allowed=EVERYONE),
         Row("POST", (200, Redirect("project-list"), Redirect("project-list"), Redirect("project-list")),
@@ -320,10 +321,10 @@ EXPECTED: dict[str, list[Row]] = {
     "project-dashboard-action": [admin_page("POST", Redirect("project-detail"), Redirect("project-dashboard"),
                                             kwargs={"action": "retrain"}, writes=True)],
     "project-review": [admin_page("GET", Redirect("project-detail"), 200)],
-    "project-review-csv": [admin_page("GET", 404, 200, kwargs={"report": "disagreements"})],
+    "project-review-csv": [admin_page("GET", Redirect("project-detail"), 200, kwargs={"report": "disagreements"})],
     "project-review-adjudicate": [admin_page("POST", Redirect("project-review"), Redirect("project-review"),
                                              data={"category": "drugs", "reason": "a syringe"}, writes=True)],
-    "project-review-export": [admin_page("POST", Redirect("project-review"), Redirect("project-review"),
+    "project-review-export": [admin_page("POST", Redirect("project-detail"), Redirect("project-review"),
                                          data={"format": "jsonl"}, writes=True)],
     "image-file": [page_read(kwargs={"variant": variant}) for variant in VARIANTS],
     # Django's admin site is for site staff; none of these users is.

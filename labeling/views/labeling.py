@@ -9,30 +9,24 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from labeling.errors import ApplicationError, Forbidden, NotFound
-from labeling.selectors.projects import project_get_for_user
+from labeling.errors import ApplicationError
 from labeling.services.preferences import preferences_get, preferences_set
 from labeling.services.queue import lease_status
+from labeling.views.shortcuts import page_errors, project_for_page, wants_json
 
 TRUE_VALUES = {"on", "true", "1", "yes"}
 
 
-def _project_or_404(request, slug: str):
-    try:
-        return project_get_for_user(user=request.user, slug=slug)
-    except (NotFound, Forbidden) as exc:
-        raise Http404(exc.message) from exc
-
-
 @login_required
 @require_GET
+@page_errors()
 def label_page(request, slug: str):
-    project = _project_or_404(request, slug)
+    project = project_for_page(request, slug)
     preferences = preferences_get(user=request.user, project=project)
     config = {
         "project": project.slug,
@@ -60,27 +54,20 @@ def label_page(request, slug: str):
 
 @login_required
 @require_POST
+@page_errors(back="label")
 def label_preferences(request, slug: str):
     """Save blur strength and greyscale as the moderator's defaults for the project.
 
     Answers JSON to ``Accept: application/json`` (the page's script) and otherwise
     redirects back to the page with a message (the form without script).
     """
-    project = _project_or_404(request, slug)
-    wants_json = "application/json" in request.headers.get("Accept", "")
-    try:
-        saved = preferences_set(
-            user=request.user, project=project,
-            blur_strength=_whole_number(request.POST.get("blur_strength", ""), field="blur_strength"),
-            greyscale=request.POST.get("greyscale", "").lower() in TRUE_VALUES,
-        )
-    except ApplicationError as exc:
-        if wants_json:
-            return JsonResponse({"message": exc.message, "code": exc.code, "extra": exc.extra},
-                                status=exc.status_code)
-        messages.error(request, exc.message)
-        return redirect("label", slug=project.slug)
-    if wants_json:
+    project = project_for_page(request, slug)
+    saved = preferences_set(
+        user=request.user, project=project,
+        blur_strength=_whole_number(request.POST.get("blur_strength", ""), field="blur_strength"),
+        greyscale=request.POST.get("greyscale", "").lower() in TRUE_VALUES,
+    )
+    if wants_json(request):
         return JsonResponse({"blur_strength": saved.blur_strength, "greyscale": saved.greyscale})
     messages.success(request, "Display defaults saved.")
     return redirect("label", slug=project.slug)

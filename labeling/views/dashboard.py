@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 
 from django import forms
 from django.contrib import messages
@@ -12,40 +11,22 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from labeling.errors import ApplicationError, Forbidden, NotFound
+from labeling.errors import ApplicationError
 from labeling.models import Job, Project
 from labeling.selectors.dashboard import project_dashboard
-from labeling.selectors.projects import project_get_for_user
 from labeling.services import rounds, training
+from labeling.views.shortcuts import page_errors, project_for_page
 
 
 class PretrainForm(forms.Form):
     minutes = forms.FloatField(min_value=0.1, max_value=24 * 60, initial=5)
 
 
-def admin_project(view: Callable) -> Callable:
-    """Resolve ``slug`` to a project the user administers and pass it to the view.
-
-    Moderators of the project go back to its page with a message; anyone else gets 404.
-    """
-
-    @wraps(view)
-    def wrapper(request, slug: str, **kwargs):
-        try:
-            project = project_get_for_user(user=request.user, slug=slug, admin=True)
-        except NotFound as exc:
-            raise Http404(exc.message) from exc
-        except Forbidden:
-            messages.error(request, "Only admins of the project can open its dashboard.")
-            return redirect("project-detail", slug=slug)
-        return view(request, project, **kwargs)
-
-    return login_required(wrapper)
-
-
-@admin_project
+@login_required
 @require_GET
-def project_dashboard_view(request, project: Project):
+@page_errors()
+def project_dashboard_view(request, slug: str):
+    project = project_for_page(request, slug, admin=True)
     context = {"project": project, "pretrain_form": PretrainForm(), **project_dashboard(project=project)}
     return render(request, "labeling/dashboard.html", context)
 
@@ -88,14 +69,13 @@ ACTIONS: dict[str, Callable[..., str]] = {
 }
 
 
-@admin_project
+@login_required
 @require_POST
-def project_dashboard_action(request, project: Project, action: str):
+@page_errors(back="project-dashboard")
+def project_dashboard_action(request, slug: str, action: str):
+    project = project_for_page(request, slug, admin=True)
     run = ACTIONS.get(action)
     if run is None:
         raise Http404(f"No dashboard action {action!r}.")
-    try:
-        messages.success(request, run(request, project))
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
+    messages.success(request, run(request, project))
     return redirect("project-dashboard", slug=project.slug)

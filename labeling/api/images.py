@@ -1,58 +1,22 @@
-"""REST API views: parse input, call one service or selector, shape the output."""
+"""Images: the project's list, one image, uploads, and an admin's decisions on an image
+(adjudication, gold items)."""
 
 from __future__ import annotations
 
 import django_filters
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, status
+from rest_framework import generics, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.api import serializers as s
-from labeling.errors import NotFound
-from labeling.models import Image, Job
-from labeling.selectors.images import (
-    class_balance,
-    consensus_labels,
-    image_get_for_user,
-    images_of_project,
-    import_summary,
-)
-from labeling.selectors.projects import project_get_for_user, project_role, projects_for_user
+from labeling.models import Adjudication, Image
+from labeling.selectors.images import consensus_labels, image_get_for_user, images_of_project
+from labeling.selectors.projects import project_get_for_user, project_role
+from labeling.services import adjudication
 from labeling.services.ingest import import_job_submit
-from labeling.services.projects import membership_set, project_create
 from ml.quality import QualityConfig
-
-
-class ProjectListApi(generics.ListAPIView):
-    serializer_class = s.ProjectOutputSerializer
-
-    def get_queryset(self):
-        return projects_for_user(user=self.request.user).prefetch_related("categories")
-
-    @extend_schema(request=s.ProjectInputSerializer, responses={201: s.ProjectOutputSerializer})
-    def post(self, request):
-        if not request.user.is_staff:
-            from labeling.errors import Forbidden
-
-            raise Forbidden("Only staff may create projects.", code="staff_only")
-        data = s.ProjectInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
-        taxonomy = fields.pop("categories", None)
-        with transaction.atomic():
-            project = project_create(taxonomy=taxonomy, **fields)
-            membership_set(project=project, user=request.user, role="admin")
-        return Response(s.ProjectOutputSerializer(project).data, status=status.HTTP_201_CREATED)
-
-
-class ProjectDetailApi(APIView):
-    @extend_schema(responses=s.ProjectOutputSerializer)
-    def get(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug)
-        return Response(s.ProjectOutputSerializer(project).data)
 
 
 class ImageFilter(django_filters.FilterSet):
@@ -121,34 +85,48 @@ class ImageUploadApi(APIView):
         return Response(s.JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
-class JobDetailApi(APIView):
-    @extend_schema(responses=s.JobOutputSerializer)
-    def get(self, request, job_id: int):
-        job = Job.objects.select_related("project").filter(pk=job_id).first()
-        if job is None or project_role(user=request.user, project=job.project) is None:
-            raise NotFound(f"Job {job_id} not found.")
-        return Response(s.JobOutputSerializer(job).data)
+class AdjudicationInputSerializer(serializers.Serializer):
+    category = serializers.CharField(max_length=64)
+    reason = serializers.CharField(max_length=5000)
 
 
-class ProjectJobListApi(generics.ListAPIView):
-    serializer_class = s.JobOutputSerializer
-    filterset_fields = ["kind", "status"]
-    queryset = Job.objects.none()  # the schema's model; get_queryset() answers requests
+class AdjudicationOutputSerializer(serializers.ModelSerializer):
+    category = serializers.SlugRelatedField(slug_field="key", read_only=True)
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
-    def get_queryset(self):
-        project = project_get_for_user(user=self.request.user, slug=self.kwargs["slug"])
-        return Job.objects.filter(project=project).select_related("project").order_by("-created")
-
-
-class ClassBalanceApi(APIView):
-    @extend_schema(responses=s.ClassBalanceSerializer)
-    def get(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug)
-        return Response(class_balance(project=project))
+    class Meta:
+        model = Adjudication
+        fields = ["id", "image", "category", "decided_by", "reason", "created"]
 
 
-class ImportSummaryApi(APIView):
-    @extend_schema(responses=s.ImportSummarySerializer)
-    def get(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug)
-        return Response(import_summary(project=project))
+class AdjudicationApi(APIView):
+    @extend_schema(responses=AdjudicationOutputSerializer(many=True))
+    def get(self, request, image_id: int):
+        image = image_get_for_user(user=request.user, image_id=image_id)
+        project_get_for_user(user=request.user, slug=image.project.slug, admin=True)
+        history = Adjudication.objects.filter(image=image).order_by("created", "pk")
+        return Response(AdjudicationOutputSerializer(history, many=True).data)
+
+    @extend_schema(request=AdjudicationInputSerializer, responses={201: AdjudicationOutputSerializer})
+    def post(self, request, image_id: int):
+        image = image_get_for_user(user=request.user, image_id=image_id)
+        data = AdjudicationInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        decision = adjudication.adjudicate(actor=request.user, image=image,
+                                           category_key=data.validated_data["category"],
+                                           reason=data.validated_data["reason"])
+        return Response(AdjudicationOutputSerializer(decision).data, status=status.HTTP_201_CREATED)
+
+
+class GoldInputSerializer(serializers.Serializer):
+    category = serializers.CharField(max_length=64, allow_null=True)
+
+
+class GoldApi(APIView):
+    @extend_schema(request=GoldInputSerializer, responses={204: None})
+    def post(self, request, image_id: int):
+        image = image_get_for_user(user=request.user, image_id=image_id)
+        data = GoldInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        adjudication.gold_set(actor=request.user, image=image, category_key=data.validated_data["category"])
+        return Response(status=status.HTTP_204_NO_CONTENT)

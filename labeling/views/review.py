@@ -9,31 +9,21 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from labeling.errors import ApplicationError, Forbidden, NotFound
+from labeling.errors import NotFound
 from labeling.models import Job
 from labeling.selectors import reports
 from labeling.selectors.images import image_get_for_user
-from labeling.selectors.projects import project_get_for_user
 from labeling.services.adjudication import adjudicate
 from labeling.services.exports import FORMATS, export_job_submit
+from labeling.views.shortcuts import page_errors, project_for_page
 
 REPORTS = {"disagreements": reports.annotator_disagreements, "model-disagreements": reports.model_disagreements}
 
 
-def _admin_project(request, slug: str):
-    try:
-        return project_get_for_user(user=request.user, slug=slug, admin=True)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
-
-
 @login_required
+@page_errors()
 def review_page(request, slug: str):
-    try:
-        project = _admin_project(request, slug)
-    except Forbidden as exc:
-        messages.error(request, exc.message)
-        return redirect("project-detail", slug=slug)
+    project = project_for_page(request, slug, admin=True)
     context = {
         "project": project,
         "categories": project.categories.all(),
@@ -47,11 +37,9 @@ def review_page(request, slug: str):
 
 
 @login_required
+@page_errors()
 def review_csv(request, slug: str, report: str):
-    try:
-        project = _admin_project(request, slug)
-    except Forbidden as exc:
-        raise Http404(exc.message) from exc
+    project = project_for_page(request, slug, admin=True)
     if report not in REPORTS:
         raise Http404("No such report.")
     response = HttpResponse(reports.rows_to_csv(REPORTS[report](project=project)), content_type="text/csv")
@@ -61,37 +49,29 @@ def review_csv(request, slug: str, report: str):
 
 @login_required
 @require_POST
+@page_errors(back="project-review")
 def review_adjudicate(request, slug: str, image_id: int):
-    try:
-        image = image_get_for_user(user=request.user, image_id=image_id)
-        if image.project.slug != slug:
-            raise NotFound(f"Image {image_id} not found.")
-        adjudicate(actor=request.user, image=image, category_key=request.POST.get("category", ""),
-                   reason=request.POST.get("reason", ""))
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Image {image_id} adjudicated.")
+    image = image_get_for_user(user=request.user, image_id=image_id)
+    if image.project.slug != slug:
+        raise NotFound(f"Image {image_id} not found.")
+    adjudicate(actor=request.user, image=image, category_key=request.POST.get("category", ""),
+               reason=request.POST.get("reason", ""))
+    messages.success(request, f"Image {image_id} adjudicated.")
     return redirect("project-review", slug=slug)
 
 
 @login_required
 @require_POST
+@page_errors(back="project-review")
 def review_export(request, slug: str):
-    try:
-        project = _admin_project(request, slug)
-        filters = {
-            "categories": request.POST.getlist("categories"),
-            "sources": request.POST.getlist("sources"),
-            "min_agreement": request.POST.get("min_agreement") or None,
-            "split": request.POST.get("split") or None,
-        }
-        job = export_job_submit(project=project, user=request.user, fmt=request.POST.get("format", ""),
-                                filters=filters)
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Export job #{job.pk} queued.")
+    project = project_for_page(request, slug, admin=True)
+    filters = {
+        "categories": request.POST.getlist("categories"),
+        "sources": request.POST.getlist("sources"),
+        "min_agreement": request.POST.get("min_agreement") or None,
+        "split": request.POST.get("split") or None,
+    }
+    job = export_job_submit(project=project, user=request.user, fmt=request.POST.get("format", ""),
+                            filters=filters)
+    messages.success(request, f"Export job #{job.pk} queued.")
     return redirect("project-review", slug=slug)

@@ -1,0 +1,64 @@
+"""Annotations: every answer of the project for admins, their own for moderators."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import django_filters
+from django import forms
+from django.utils import timezone
+from rest_framework import generics
+
+from labeling.api.serializers import AnnotationOutputSerializer
+from labeling.models import Annotation
+from labeling.selectors.projects import project_get_for_user, project_role
+
+
+class _IsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 date-time, in UTC. Python accepts offsets PostgreSQL refuses (over 15:59)
+    and dates that leave the calendar once converted: both are answered here."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is not None and timezone.is_aware(value):
+            try:
+                value = value.astimezone(UTC)
+            except OverflowError:
+                raise forms.ValidationError("Date-time out of range.", code="invalid") from None
+        return value
+
+
+class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = _IsoDateTimeField
+
+
+class WholeNumberFilter(django_filters.Filter):
+    field_class = forms.IntegerField
+
+
+class AnnotationFilter(django_filters.FilterSet):
+    user = django_filters.CharFilter(field_name="user__username")
+    image = WholeNumberFilter(field_name="image_id")
+    round = WholeNumberFilter(field_name="round__number")
+    category = django_filters.CharFilter(field_name="category__key")
+    created_after = IsoDateTimeFilter(field_name="created", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created", lookup_expr="lte")
+
+    class Meta:
+        model = Annotation
+        fields = ["kind", "image", "user", "round", "category"]
+
+
+class AnnotationListApi(generics.ListAPIView):
+    """Annotations of the project: all of them for admins, their own for moderators."""
+
+    serializer_class = AnnotationOutputSerializer
+    filterset_class = AnnotationFilter
+    queryset = Annotation.objects.none()  # the schema's model; get_queryset() answers requests
+
+    def get_queryset(self):
+        project = project_get_for_user(user=self.request.user, slug=self.kwargs["slug"])
+        rows = Annotation.objects.filter(image__project=project).select_related("user", "category", "round")
+        if project_role(user=self.request.user, project=project) != "admin":
+            rows = rows.filter(user=self.request.user)
+        return rows.order_by("pk")

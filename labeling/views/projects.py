@@ -1,0 +1,52 @@
+"""The project list, a project's page and its upload form."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from labeling.models import Image, Job, Membership
+from labeling.selectors.images import class_balance, import_summary
+from labeling.selectors.projects import project_role, projects_for_user
+from labeling.services.ingest import import_job_submit
+from labeling.views.shortcuts import page_errors, project_for_page
+
+
+@login_required
+def project_list(request):
+    projects = projects_for_user(user=request.user).prefetch_related("categories")
+    return render(request, "labeling/project_list.html", {"projects": projects})
+
+
+@login_required
+@page_errors()
+def project_detail(request, slug: str):
+    project = project_for_page(request, slug)
+    role = project_role(user=request.user, project=project)
+    context = {
+        "project": project,
+        "is_admin": role == Membership.Role.ADMIN,
+        "balance": class_balance(project=project),
+        "summary": import_summary(project=project),
+        "jobs": Job.objects.filter(project=project).order_by("-created")[:10],
+        "images": Image.objects.filter(project=project, status=Image.Status.ACCEPTED)
+        .select_related("source_label").order_by("-id")[:48],
+    }
+    return render(request, "labeling/project_detail.html", context)
+
+
+@login_required
+@require_POST
+@page_errors(back="project-detail")
+def project_upload(request, slug: str):
+    project = project_for_page(request, slug, admin=True)
+    files = request.FILES.getlist("files")
+    job = import_job_submit(
+        project=project, user=request.user, uploads=files,
+        source=request.POST.get("source", ""),
+        labels_from_folders=bool(request.POST.get("labels_from_folders")),
+    )
+    messages.success(request, f"Import job #{job.pk} queued with {len(files)} file(s).")
+    return redirect("project-detail", slug=slug)
