@@ -11,7 +11,8 @@ from rest_framework import generics
 
 from labeling.api.serializers import AnnotationOutputSerializer
 from labeling.models import Annotation
-from labeling.selectors.projects import project_get_for_user, project_role
+from labeling.selectors.annotations import annotations_for_user
+from labeling.selectors.projects import project_get_for_user
 
 
 class _IsoDateTimeField(django_filters.fields.IsoDateTimeField):
@@ -58,7 +59,4 @@ class AnnotationListApi(generics.ListAPIView):
 
     def get_queryset(self):
         project = project_get_for_user(user=self.request.user, slug=self.kwargs["slug"])
-        rows = Annotation.objects.filter(image__project=project).select_related("user", "category", "round")
-        if project_role(user=self.request.user, project=project) != "admin":
-            rows = rows.filter(user=self.request.user)
-        return rows.order_by("pk")
+        return annotations_for_user(user=self.request.user, project=project)

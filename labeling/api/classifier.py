@@ -11,10 +11,12 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling import permissions
 from labeling.errors import ApplicationError
 from labeling.models import ModelVersion
 from labeling.selectors.projects import model_version_get_for_user, project_get_for_user
 from labeling.services import classifier
+from labeling.services.media import media_open
 
 
 class PredictInputSerializer(serializers.Serializer):
@@ -60,7 +62,8 @@ class PredictApi(APIView):
 
 
 def _head(request, slug: str, pk: int) -> ModelVersion:
-    return model_version_get_for_user(user=request.user, slug=slug, pk=pk, kind=ModelVersion.Kind.HEAD, admin=True)
+    return model_version_get_for_user(user=request.user, slug=slug, pk=pk, kind=ModelVersion.Kind.HEAD,
+                                      rule=permissions.can_export)
 
 
 class ClassifierDownloadApi(APIView):
@@ -68,8 +71,6 @@ class ClassifierDownloadApi(APIView):
 
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
     def get(self, request, slug: str, pk: int):
-        from labeling.services.media import media_open
-
         name = classifier.classifier_export(head=_head(request, slug, pk))
         response = FileResponse(media_open(name), content_type="application/zip", as_attachment=True,
                                 filename=f"veil-{slug}-head-{pk}.zip")

@@ -10,10 +10,12 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling import permissions
 from labeling.api.serializers import JobOutputSerializer
-from labeling.errors import ApplicationError, NotFound
+from labeling.errors import ApplicationError
 from labeling.models import Job
-from labeling.selectors.projects import project_get_for_user, project_role
+from labeling.selectors.jobs import export_get_for_user
+from labeling.selectors.projects import project_get_for_user
 from labeling.services import exports
 from labeling.services.media import media_open
 
@@ -40,10 +42,10 @@ class ExportJobApi(APIView):
 
     @extend_schema(request=ExportInputSerializer, responses={202: JobOutputSerializer})
     def post(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug, admin=True)
+        project = project_get_for_user(user=request.user, slug=slug, rule=permissions.can_export)
         data = ExportInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        job = exports.export_job_submit(project=project, user=request.user, fmt=data.validated_data["format"],
+        job = exports.export_job_submit(actor=request.user, project=project, fmt=data.validated_data["format"],
                                         filters=_filters(data.validated_data))
         job.refresh_from_db()
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
@@ -58,7 +60,7 @@ class ExportStreamApi(APIView):
         (200, exports.CONTENT_TYPES["labelstudio"]): OpenApiTypes.ANY,
     })
     def get(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug, admin=True)
+        project = project_get_for_user(user=request.user, slug=slug, rule=permissions.can_export)
         params = {k: (request.query_params.getlist(k) if k in ("categories", "sources") else v)
                   for k, v in request.query_params.items()}
         data = ExportInputSerializer(data=params)
@@ -94,9 +96,7 @@ class ExportDownloadApi(APIView):
         for content_type in sorted(set(exports.CONTENT_TYPES.values()))
     })
     def get(self, request, job_id: int):
-        job = Job.objects.select_related("project").filter(pk=job_id, kind=Job.Kind.EXPORT).first()
-        if job is None or project_role(user=request.user, project=job.project) != "admin":
-            raise NotFound(f"Export {job_id} not found.")
+        job = export_get_for_user(user=request.user, job_id=job_id)
         if job.status != Job.Status.SUCCEEDED:
             raise ApplicationError(f"Export {job_id} is {job.status}, not ready.", code="not_ready")
 

@@ -10,10 +10,12 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling import permissions
 from labeling.api import serializers as s
 from labeling.models import Adjudication, Image
-from labeling.selectors.images import consensus_labels, image_get_for_user, images_of_project
-from labeling.selectors.projects import project_get_for_user, project_role
+from labeling.selectors.annotations import adjudications_for_user, consensus_for_user
+from labeling.selectors.images import image_get_for_user, images_of_project
+from labeling.selectors.projects import project_get_for_user
 from labeling.services import adjudication
 from labeling.services.ingest import import_job_submit
 from ml.quality import QualityConfig
@@ -42,24 +44,16 @@ class ProjectImageListApi(generics.ListAPIView):
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         project = project_get_for_user(user=request.user, slug=kwargs["slug"])
-        consensus = _consensus_for(request.user, project, [i.pk for i in page])
+        consensus = consensus_for_user(user=request.user, project=project, image_ids=[i.pk for i in page])
         data = s.ImageOutputSerializer(page, many=True, context={"consensus": consensus}).data
         return self.get_paginated_response(data)
-
-
-def _consensus_for(user, project, image_ids: list[int]) -> dict:
-    """Consensus labels for admins. Moderators label independently: they see the
-    import's pre-label, never what other moderators answered (as in the annotations list)."""
-    if project_role(user=user, project=project) != "admin":
-        return {}
-    return consensus_labels(project=project, image_ids=image_ids)
 
 
 class ImageDetailApi(APIView):
     @extend_schema(responses=s.ImageOutputSerializer)
     def get(self, request, image_id: int):
         image = image_get_for_user(user=request.user, image_id=image_id)
-        consensus = _consensus_for(request.user, image.project, [image.pk])
+        consensus = consensus_for_user(user=request.user, project=image.project, image_ids=[image.pk])
         return Response(s.ImageOutputSerializer(image, context={"consensus": consensus}).data)
 
 
@@ -70,7 +64,7 @@ class ImageUploadApi(APIView):
 
     @extend_schema(request={"multipart/form-data": s.UploadInputSerializer}, responses={202: s.JobOutputSerializer})
     def post(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug, admin=True)
+        project = project_get_for_user(user=request.user, slug=slug, rule=permissions.can_import)
         data = s.UploadInputSerializer(data={
             "files": request.FILES.getlist("files"),
             "source": request.data.get("source", ""),
@@ -78,7 +72,7 @@ class ImageUploadApi(APIView):
         }, context={"formats": QualityConfig.from_dict(project.quality).formats})
         data.is_valid(raise_exception=True)
         job = import_job_submit(
-            project=project, user=request.user, uploads=data.validated_data["files"],
+            actor=request.user, project=project, uploads=data.validated_data["files"],
             source=data.validated_data["source"],
             labels_from_folders=data.validated_data["labels_from_folders"],
         )
@@ -102,9 +96,7 @@ class AdjudicationOutputSerializer(serializers.ModelSerializer):
 class AdjudicationApi(APIView):
     @extend_schema(responses=AdjudicationOutputSerializer(many=True))
     def get(self, request, image_id: int):
-        image = image_get_for_user(user=request.user, image_id=image_id)
-        project_get_for_user(user=request.user, slug=image.project.slug, admin=True)
-        history = Adjudication.objects.filter(image=image).order_by("created", "pk")
+        history = adjudications_for_user(user=request.user, image_id=image_id)
         return Response(AdjudicationOutputSerializer(history, many=True).data)
 
     @extend_schema(request=AdjudicationInputSerializer, responses={201: AdjudicationOutputSerializer})

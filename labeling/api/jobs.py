@@ -8,17 +8,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.api import serializers as s
-from labeling.errors import NotFound
 from labeling.models import Job
-from labeling.selectors.projects import project_get_for_user, project_role
+from labeling.selectors.jobs import job_get_for_user, jobs_of_project
+from labeling.selectors.projects import project_get_for_user
 
 
 class JobDetailApi(APIView):
     @extend_schema(responses=s.JobOutputSerializer)
     def get(self, request, job_id: int):
-        job = Job.objects.select_related("project").filter(pk=job_id).first()
-        if job is None or project_role(user=request.user, project=job.project) is None:
-            raise NotFound(f"Job {job_id} not found.")
+        job = job_get_for_user(user=request.user, job_id=job_id)
         return Response(s.JobOutputSerializer(job).data)
 
 
@@ -29,4 +27,4 @@ class ProjectJobListApi(generics.ListAPIView):
 
     def get_queryset(self):
         project = project_get_for_user(user=self.request.user, slug=self.kwargs["slug"])
-        return Job.objects.filter(project=project).select_related("project").order_by("-created")
+        return jobs_of_project(project=project)

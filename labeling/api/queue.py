@@ -9,6 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling import permissions
 from labeling.api.serializers import AnnotationOutputSerializer
 from labeling.errors import NotFound
 from labeling.selectors.projects import membership_get_for_user, project_get_for_user
@@ -135,7 +136,7 @@ class RevealBudgetInputSerializer(serializers.Serializer):
 class RevealBudgetApi(APIView):
     @extend_schema(request=RevealBudgetInputSerializer, responses={204: None})
     def post(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug, admin=True)
+        project = project_get_for_user(user=request.user, slug=slug, rule=permissions.can_manage_project)
         data = RevealBudgetInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = get_user_model().objects.filter(username=data.validated_data["username"]).first()

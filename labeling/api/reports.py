@@ -10,6 +10,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling import permissions
 from labeling.api import serializers as s
 from labeling.selectors import reports
 from labeling.selectors.images import class_balance, import_summary
@@ -82,14 +83,14 @@ def _rows_or_csv(rows: type[serializers.Serializer]) -> dict:
 class AgreementReportApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug, admin=True)
+        project = project_get_for_user(user=request.user, slug=slug, rule=permissions.can_review)
         return Response(reports.agreement_report(project=project))
 
 
 class DisagreementsApi(APIView):
     @extend_schema(parameters=[ReportQuerySerializer], responses=_rows_or_csv(DisagreementRowSerializer))
     def get(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug, admin=True)
+        project = project_get_for_user(user=request.user, slug=slug, rule=permissions.can_review)
         query = _query(ReportQuerySerializer, request)
         rows = reports.annotator_disagreements(project=project, limit=query.get("limit"))
         return _csv_or_json(query, rows, f"{slug}-disagreements")
@@ -98,7 +99,7 @@ class DisagreementsApi(APIView):
 class ModelDisagreementsApi(APIView):
     @extend_schema(parameters=[ModelReportQuerySerializer], responses=_rows_or_csv(ModelDisagreementRowSerializer))
     def get(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug, admin=True)
+        project = project_get_for_user(user=request.user, slug=slug, rule=permissions.can_review)
         query = _query(ModelReportQuerySerializer, request)
         rows = reports.model_disagreements(project=project, limit=query.get("limit"), threshold=query["threshold"])
         return _csv_or_json(query, rows, f"{slug}-model-disagreements")

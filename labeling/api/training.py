@@ -10,6 +10,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling import permissions
 from labeling.api.serializers import JobOutputSerializer
 from labeling.models import ModelVersion, Round
 from labeling.selectors.projects import project_get_for_user
@@ -36,16 +37,16 @@ class RoundListApi(generics.ListAPIView):
 class RoundStartApi(APIView):
     @extend_schema(request=None, responses={201: RoundOutputSerializer})
     def post(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug, admin=True)
-        round_ = rounds.round_start_initial(project=project)
+        project = project_get_for_user(user=request.user, slug=slug, rule=permissions.can_run_jobs)
+        round_ = rounds.round_start(actor=request.user, project=project)
         return Response(RoundOutputSerializer(round_).data, status=status.HTTP_201_CREATED)
 
 
 class RetrainApi(APIView):
     @extend_schema(request=None, responses={202: JobOutputSerializer})
     def post(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug, admin=True)
-        job = rounds.retrain_job_submit(project=project, user=request.user, reason="retrain now")
+        project = project_get_for_user(user=request.user, slug=slug, rule=permissions.can_run_jobs)
+        job = rounds.retrain_job_submit(actor=request.user, project=project, reason="retrain now")
         job.refresh_from_db()
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
@@ -60,10 +61,10 @@ class PretrainInputSerializer(serializers.Serializer):
 class PretrainApi(APIView):
     @extend_schema(request=PretrainInputSerializer, responses={202: JobOutputSerializer})
     def post(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug, admin=True)
+        project = project_get_for_user(user=request.user, slug=slug, rule=permissions.can_run_jobs)
         data = PretrainInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        job = training.pretrain_job_submit(project=project, user=request.user, **data.validated_data)
+        job = training.pretrain_job_submit(actor=request.user, project=project, **data.validated_data)
         job.refresh_from_db()
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
@@ -71,8 +72,8 @@ class PretrainApi(APIView):
 class EmbedApi(APIView):
     @extend_schema(request=None, responses={202: JobOutputSerializer})
     def post(self, request, slug: str):
-        project = project_get_for_user(user=request.user, slug=slug, admin=True)
-        job = training.embed_job_submit(project=project, user=request.user)
+        project = project_get_for_user(user=request.user, slug=slug, rule=permissions.can_run_jobs)
+        job = training.embed_job_submit(actor=request.user, project=project)
         job.refresh_from_db()
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

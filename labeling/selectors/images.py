@@ -6,15 +6,15 @@ from collections import Counter
 
 from django.db.models import Count, QuerySet
 
+from labeling import permissions
 from labeling.errors import NotFound
 from labeling.models import Annotation, Category, Image, Job, Project
-from labeling.selectors.projects import project_role
 from labeling.services.ingest import OUTCOMES
 
 
 def image_get_for_user(*, user, image_id: int) -> Image:
     image = Image.objects.select_related("project", "source_label").filter(pk=image_id).first()
-    if image is None or project_role(user=user, project=image.project) is None:
+    if image is None or not permissions.can_view(user, image.project):
         raise NotFound(f"Image {image_id} not found.")
     return image
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from labeling.errors import Forbidden, NotFound
-from labeling.models import Membership, Project
+from labeling import permissions
+from labeling.errors import NotFound
+from labeling.models import Membership, ModelVersion, Project
+from labeling.permissions import project_role
+
+__all__ = ["membership_get_for_user", "model_version_get_for_user", "project_get_for_user", "project_role",
+           "projects_for_user"]
 
 
 def projects_for_user(*, user) -> QuerySet[Project]:
@@ -16,19 +21,10 @@ def projects_for_user(*, user) -> QuerySet[Project]:
     return Project.objects.filter(memberships__user=user).distinct()
 
 
-def project_role(*, user, project: Project) -> str | None:
-    """``"admin"``, ``"moderator"`` or None. Superusers are admins of every project."""
-    if not user.is_authenticated:
-        return None
-    if user.is_superuser:
-        return Membership.Role.ADMIN
-    return (
-        Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
-    )
-
-
-def membership_get_for_user(*, user, slug: str, admin: bool = False) -> Membership:
-    """The user's membership of the project (an admin's when ``admin``), project loaded.
+def membership_get_for_user(*, user, slug: str, admin: bool = False,
+                            rule: permissions.Rule | None = None) -> Membership:
+    """The user's membership of the project, project loaded, if ``rule`` lets them in
+    (:data:`permissions.can_view`; :data:`permissions.can_administer` with ``admin``).
 
     One query. Superusers act as admins of every project: one who is not a member gets
     an unsaved admin membership, one who is keeps their own (their streak and budget
@@ -43,21 +39,23 @@ def membership_get_for_user(*, user, slug: str, admin: bool = False) -> Membersh
             membership = Membership(project=project, user=user, role=Membership.Role.ADMIN) if project else None
     if membership is None:
         raise NotFound(f"Project {slug!r} not found.")
-    if admin and membership.role != Membership.Role.ADMIN and not user.is_superuser:
-        raise Forbidden(f"Only admins of project {slug!r} may do this.", code="admin_only")
+    rule = rule or (permissions.can_administer if admin else permissions.can_view)
+    role = Membership.Role.ADMIN if user.is_superuser else membership.role
+    error = permissions.refusal(rule, role, membership.project)
+    if error is not None:
+        raise error
     return membership
 
 
-def project_get_for_user(*, user, slug: str, admin: bool = False) -> Project:
-    """The project if the user is a member (an admin when ``admin``); see :func:`membership_get_for_user`."""
-    return membership_get_for_user(user=user, slug=slug, admin=admin).project
+def project_get_for_user(*, user, slug: str, admin: bool = False, rule: permissions.Rule | None = None) -> Project:
+    """The project if ``rule`` lets the user in; see :func:`membership_get_for_user`."""
+    return membership_get_for_user(user=user, slug=slug, admin=admin, rule=rule).project
 
 
-def model_version_get_for_user(*, user, slug: str, pk: int, kind: str | None = None, admin: bool = False):
-    """A model version of a project the user may see (administers, with ``admin``)."""
-    from labeling.models import ModelVersion
-
-    project = project_get_for_user(user=user, slug=slug, admin=admin)
+def model_version_get_for_user(*, user, slug: str, pk: int, kind: str | None = None, admin: bool = False,
+                               rule: permissions.Rule | None = None) -> ModelVersion:
+    """A model version of a project the user may see (as ``rule`` or ``admin`` says)."""
+    project = project_get_for_user(user=user, slug=slug, admin=admin, rule=rule)
     versions = ModelVersion.objects.filter(project=project, pk=pk).select_related("project")
     version = versions.filter(kind=kind).first() if kind else versions.first()
     if version is None:

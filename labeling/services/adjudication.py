@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from labeling.errors import ApplicationError, Forbidden
-from labeling.models import Adjudication, Category, Image, Membership, QueueItem, Round
-from labeling.selectors.projects import project_role
+from labeling import permissions
+from labeling.errors import ApplicationError
+from labeling.models import Adjudication, Category, Image, QueueItem, Round
 
 
 @transaction.atomic
 def adjudicate(*, actor, image: Image, category_key: str, reason: str) -> Adjudication:
     """Record the final label; earlier decisions stay in the history."""
-    if project_role(user=actor, project=image.project) != Membership.Role.ADMIN:
-        raise Forbidden("Only admins of the project may adjudicate.", code="admin_only")
+    permissions.require(permissions.can_adjudicate, user=actor, project=image.project)
     category = _category(image, category_key)
     reason = reason.replace("\x00", "").strip()
     if not reason:
@@ -35,8 +34,7 @@ def _category(image: Image, key: str) -> Category:
 @transaction.atomic
 def gold_set(*, actor, image: Image, category_key: str | None) -> Image:
     """Mark an image as a gold item with a known label (None unmarks it)."""
-    if project_role(user=actor, project=image.project) != Membership.Role.ADMIN:
-        raise Forbidden("Only admins of the project may mark gold items.", code="admin_only")
+    permissions.require(permissions.can_adjudicate, user=actor, project=image.project)
     category = None if category_key is None else _category(image, category_key)
     image.is_gold = category is not None
     image.gold_label = category

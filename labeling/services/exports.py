@@ -24,6 +24,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import QuerySet
 
+from labeling import permissions
 from labeling.errors import ApplicationError
 from labeling.models import Image, Job, Project, QueueItem
 from labeling.selectors.images import human_size
@@ -294,11 +295,13 @@ def export_job_create(*, project: Project, user, fmt: str, filters: dict) -> Job
                       params={"format": fmt, "filters": parsed.to_dict()})
 
 
-def export_job_submit(**kwargs) -> Job:
+def export_job_submit(*, actor, project: Project, fmt: str, filters: dict) -> Job:
+    """An admin of the project starts an export job, queued once the transaction has committed."""
     from labeling.tasks import export_task
 
+    permissions.require(permissions.can_export, user=actor, project=project)
     with transaction.atomic():
-        job = export_job_create(**kwargs)
+        job = export_job_create(project=project, user=actor, fmt=fmt, filters=filters)
         transaction.on_commit(lambda: export_task.delay(job_id=job.pk))
     return job
 

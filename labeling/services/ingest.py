@@ -35,6 +35,7 @@ from pathlib import Path
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from labeling import permissions
 from labeling.errors import ApplicationError
 from labeling.models import Category, Image, ImportIssue, Job, Project
 from labeling.services import media
@@ -383,12 +384,14 @@ def import_job_create(
     return job
 
 
-def import_job_submit(**kwargs) -> Job:
-    """Create an import job and queue it once the transaction has committed."""
+def import_job_submit(*, actor, project: Project, **kwargs) -> Job:
+    """An admin of the project imports files: the job is queued once the transaction has
+    committed. ``kwargs`` as for :func:`import_job_create`."""
     from labeling.tasks import import_task
 
+    permissions.require(permissions.can_import, user=actor, project=project)
     with transaction.atomic():
-        job = import_job_create(**kwargs)
+        job = import_job_create(project=project, user=actor, **kwargs)
         transaction.on_commit(lambda: import_task.delay(job_id=job.pk))
     job.refresh_from_db()
     return job

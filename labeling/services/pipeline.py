@@ -28,7 +28,7 @@ def after_import(*, project: Project, inline: bool = False) -> list[Job]:
     from labeling.services.training import (
         backbone_default,
         embed_job_create,
-        embed_job_submit,
+        embed_job_queue,
         embed_run,
         text_model_get_or_create,
     )
@@ -50,7 +50,7 @@ def after_import(*, project: Project, inline: bool = False) -> list[Job]:
             job = embed_job_create(project=project, model_version=version)
             embed_run(job_id=job.pk)
         else:
-            job = embed_job_submit(project=project, model_version=version)
+            job = embed_job_queue(project=project, model_version=version)
         jobs.append(job)
     if not jobs:
         after_embed(project=project)

@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from labeling import permissions
 from labeling.errors import ApplicationError
 from labeling.models import DEFAULT_TAXONOMY, Category, Membership, Project
 from ml.quality import QualityConfig
@@ -43,6 +44,15 @@ def project_create(
     return project
 
 
+@transaction.atomic
+def project_create_by(*, actor, taxonomy: Iterable[Mapping] | None = None, **fields) -> Project:
+    """A member of the site's staff creates a project and becomes its admin."""
+    permissions.require_staff(actor)
+    project = project_create(taxonomy=taxonomy, **fields)
+    membership_set(project=project, user=actor, role=Membership.Role.ADMIN)
+    return project
+
+
 def project_get_or_create(*, slug: str, taxonomy: Iterable[Mapping] | None = None) -> tuple[Project, bool]:
     project = Project.objects.filter(slug=slug).first()
     if project is not None:
@@ -71,6 +81,17 @@ def categories_set(*, project: Project, taxonomy: Iterable[Mapping]) -> list[Cat
         category.save()
         created.append(category)
     return created
+
+
+@transaction.atomic
+def category_add(*, actor, project: Project, category: Mapping) -> Category:
+    """An admin of the project adds one category (see :func:`categories_set`)."""
+    permissions.require(permissions.can_manage_project, user=actor, project=project)
+    if project.categories.filter(key=category["key"]).exists():
+        raise ApplicationError(f"Category {category['key']!r} exists.", code="category_exists",
+                               extra={"field": "key"})
+    (added,) = categories_set(project=project, taxonomy=[category])
+    return added
 
 
 def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:

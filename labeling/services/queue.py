@@ -28,6 +28,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from labeling import permissions
 from labeling.errors import ApplicationError, Conflict, NotFound
 from labeling.models import (
     Annotation,
@@ -77,10 +78,12 @@ def _open_rounds(project: Project) -> tuple[OpenRound, ...]:
 
 
 def queue_next(*, user, project: Project) -> Lease | None:
-    """Lease the next item to ``user``, or None when nothing is left for them.
+    """Lease the next item to ``user``, a member of the project, or None when nothing is
+    left for them.
 
     A live lease the user already holds is handed back first (a reload, a retry, an undo).
     """
+    permissions.require(permissions.can_label, user=user, project=project)
     now = timezone.now()
     live = Assignment.objects.filter(user=user, completed__isnull=True, expires__gt=now)
     # Most asks follow an answer and find no live lease: a bare look first.
@@ -219,12 +222,10 @@ def annotation_submit(
                 QueueItem.objects.select_for_update(of=("self",)).select_related("round__project")
                 .filter(pk=item_id).first()
             )
-            # Recording the activity is also the membership check (superusers see every project).
-            if item is None or not (
-                activity_record(user=user, project=item.round.project) or user.is_superuser
-            ):
+            if item is None or not permissions.can_label(user, item.round.project):
                 return _first_answer_or(user, client_key, NotFound(f"Queue item {item_id} not found."))
             project = item.round.project
+            activity_record(user=user, project=project)
             category = None
             if kind == Annotation.Kind.LABEL:
                 category = Category.objects.filter(project=project, key=category_key).first()
@@ -291,6 +292,7 @@ def annotation_undo(*, user, project: Project, client_key: str) -> Annotation | 
 
     Returns the retraction, or None when there is nothing to undo.
     """
+    permissions.require(permissions.can_label, user=user, project=project)
     existing = _by_client_key(user, client_key)
     if existing is not None:
         return existing

@@ -20,6 +20,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from labeling import permissions
 from labeling.errors import ApplicationError
 from labeling.models import (
     Image,
@@ -43,6 +44,12 @@ def _pool(project: Project):
 
 def _active(project: Project, kind: str) -> ModelVersion | None:
     return ModelVersion.objects.filter(project=project, kind=kind, is_active=True).first()
+
+
+def round_start(*, actor, project: Project) -> Round:
+    """An admin of the project opens round 0 (see :func:`round_start_initial`)."""
+    permissions.require(permissions.can_run_jobs, user=actor, project=project)
+    return round_start_initial(project=project)
 
 
 @transaction.atomic
@@ -78,11 +85,18 @@ def round_complete(*, round_id: int) -> None:
     )
     if updated:
         round_ = Round.objects.select_related("project").get(pk=round_id)
-        retrain_job_submit(project=round_.project, reason=f"round {round_.number} complete")
+        retrain_job_queue(project=round_.project, reason=f"round {round_.number} complete")
 
 
-def retrain_job_submit(*, project: Project, user=None, reason: str = "requested") -> Job:
-    """Queue the retraining chain, unless one is already pending or running."""
+def retrain_job_submit(*, actor, project: Project, reason: str = "requested") -> Job:
+    """An admin of the project asks for retraining (see :func:`retrain_job_queue`)."""
+    permissions.require(permissions.can_run_jobs, user=actor, project=project)
+    return retrain_job_queue(project=project, user=actor, reason=reason)
+
+
+def retrain_job_queue(*, project: Project, user=None, reason: str = "requested") -> Job:
+    """Queue the retraining chain, unless one is already pending or running: what follows
+    a completed round by itself, and :func:`retrain_job_submit`."""
     from celery import chain
 
     from labeling.tasks import retrain_fit_task, retrain_predict_task, retrain_select_task

@@ -22,6 +22,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from labeling import permissions
 from labeling.adapters import StoredImages, accepted_images, vector_to_bytes
 from labeling.errors import ApplicationError
 from labeling.models import Embedding, Image, Job, ModelVersion, Project
@@ -60,11 +61,13 @@ def pretrain_job_create(
     return job_create(project=project, kind=Job.Kind.PRETRAIN, user=user, params=params)
 
 
-def pretrain_job_submit(**kwargs) -> Job:
+def pretrain_job_submit(*, actor, project: Project, **kwargs) -> Job:
+    """An admin of the project starts pretraining; ``kwargs`` as for :func:`pretrain_job_create`."""
     from labeling.tasks import pretrain_task
 
+    permissions.require(permissions.can_run_jobs, user=actor, project=project)
     with transaction.atomic():
-        job = pretrain_job_create(**kwargs)
+        job = pretrain_job_create(project=project, user=actor, **kwargs)
         transaction.on_commit(lambda: pretrain_task.delay(job_id=job.pk))
     return job
 
@@ -123,7 +126,7 @@ def pretrain_run(*, job_id: int, progress: Callable[[int, int | None, float], No
         raise
     shutil.rmtree(work, ignore_errors=True)
     if then_embed:
-        embed_job_submit(project=job.project, user=job.created_by, model_version=version)
+        embed_job_queue(project=job.project, user=job.created_by, model_version=version)
     return version
 
 
@@ -167,11 +170,19 @@ def embed_job_create(*, project: Project, user=None, model_version: ModelVersion
                       params={"model_version": version.pk, "model": version.name or version.kind})
 
 
-def embed_job_submit(**kwargs) -> Job:
+def embed_job_submit(*, actor, project: Project, model_version: ModelVersion | None = None) -> Job:
+    """An admin of the project asks for an embedding job."""
+    permissions.require(permissions.can_run_jobs, user=actor, project=project)
+    return embed_job_queue(project=project, user=actor, model_version=model_version)
+
+
+def embed_job_queue(*, project: Project, user=None, model_version: ModelVersion | None = None) -> Job:
+    """Create an embedding job and queue it once the transaction has committed: what
+    follows an import or a pretraining job by itself, and :func:`embed_job_submit`."""
     from labeling.tasks import embed_task
 
     with transaction.atomic():
-        job = embed_job_create(**kwargs)
+        job = embed_job_create(project=project, user=user, model_version=model_version)
         transaction.on_commit(lambda: embed_task.delay(job_id=job.pk))
     return job
 

@@ -14,7 +14,8 @@ from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from labeling.errors import ApplicationError, Forbidden, NotFound
+from labeling import permissions
+from labeling.errors import ApplicationError, NotFound
 from labeling.models import Annotation, Image, Membership, Prediction, Reveal
 
 STREAK_GAP = timedelta(minutes=10)
@@ -85,7 +86,9 @@ def activity_record(*, user, project, sensitive_reveal: bool = False) -> bool:
 
 @transaction.atomic
 def reveal_record(*, user, image: Image) -> Reveal:
-    """Record that ``user`` is shown ``image`` unblurred, within their daily budget."""
+    """Record that ``user``, a member of its project, is shown ``image`` unblurred, within
+    their daily budget."""
+    permissions.require(permissions.can_reveal, user=user, project=image.project)
     sensitive = image_possibly_sensitive(image)
     if sensitive:
         Membership.objects.select_for_update().filter(project=image.project, user=user).first()
@@ -111,10 +114,7 @@ def reveal_finish(*, user, reveal_id: int, duration_ms: int) -> Reveal:
 
 def reveal_budget_set(*, actor, project, user, budget: int | None) -> Membership:
     """An admin raises (or resets, with None) a moderator's daily reveal budget."""
-    from labeling.selectors.projects import project_role
-
-    if project_role(user=actor, project=project) != Membership.Role.ADMIN:
-        raise Forbidden("Only admins of the project may change reveal budgets.", code="admin_only")
+    permissions.require(permissions.can_manage_project, user=actor, project=project)
     if budget is not None and not 0 <= budget <= MAX_REVEAL_BUDGET:
         raise ApplicationError(f"budget must be between 0 and {MAX_REVEAL_BUDGET}.", extra={"field": "budget"})
     membership = Membership.objects.filter(project=project, user=user).first()

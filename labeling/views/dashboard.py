@@ -32,14 +32,14 @@ def project_dashboard_view(request, slug: str):
 
 
 def _start_round(request, project: Project) -> str:
-    round_ = rounds.round_start_initial(project=project)
+    round_ = rounds.round_start(actor=request.user, project=project)
     items = round_.items.count()
     evaluation = round_.items.filter(is_eval=True).count()
     return f"Round 0 started: {items} items, {evaluation} of them from the evaluation split."
 
 
 def _retrain(request, project: Project) -> str:
-    return _job_message(rounds.retrain_job_submit(project=project, user=request.user, reason="retrain now"))
+    return _job_message(rounds.retrain_job_submit(actor=request.user, project=project, reason="retrain now"))
 
 
 def _pretrain(request, project: Project) -> str:
@@ -47,11 +47,11 @@ def _pretrain(request, project: Project) -> str:
     if not form.is_valid():
         raise ApplicationError(f"Pretraining minutes: {' '.join(form.errors['minutes'])}", code="invalid")
     return _job_message(training.pretrain_job_submit(
-        project=project, user=request.user, config="tiny", minutes=form.cleaned_data["minutes"]))
+        actor=request.user, project=project, config="tiny", minutes=form.cleaned_data["minutes"]))
 
 
 def _embed(request, project: Project) -> str:
-    return _job_message(training.embed_job_submit(project=project, user=request.user))
+    return _job_message(training.embed_job_submit(actor=request.user, project=project))
 
 
 def _job_message(job: Job) -> str:

@@ -7,7 +7,8 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from labeling.models import Image, Job, Membership
+from labeling import permissions
+from labeling.models import Image, Job
 from labeling.selectors.images import class_balance, import_summary
 from labeling.selectors.projects import project_role, projects_for_user
 from labeling.services.ingest import import_job_submit
@@ -27,7 +28,7 @@ def project_detail(request, slug: str):
     role = project_role(user=request.user, project=project)
     context = {
         "project": project,
-        "is_admin": role == Membership.Role.ADMIN,
+        "is_admin": permissions.can_administer.allows(role),
         "balance": class_balance(project=project),
         "summary": import_summary(project=project),
         "jobs": Job.objects.filter(project=project).order_by("-created")[:10],
@@ -44,7 +45,7 @@ def project_upload(request, slug: str):
     project = project_for_page(request, slug, admin=True)
     files = request.FILES.getlist("files")
     job = import_job_submit(
-        project=project, user=request.user, uploads=files,
+        actor=request.user, project=project, uploads=files,
         source=request.POST.get("source", ""),
         labels_from_folders=bool(request.POST.get("labels_from_folders")),
     )

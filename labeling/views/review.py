@@ -71,7 +71,7 @@ def review_export(request, slug: str):
         "min_agreement": request.POST.get("min_agreement") or None,
         "split": request.POST.get("split") or None,
     }
-    job = export_job_submit(project=project, user=request.user, fmt=request.POST.get("format", ""),
+    job = export_job_submit(actor=request.user, project=project, fmt=request.POST.get("format", ""),
                             filters=filters)
     messages.success(request, f"Export job #{job.pk} queued.")
     return redirect("project-review", slug=slug)

@@ -31,6 +31,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.urls.exceptions import Resolver404
 from rest_framework.authtoken.models import Token
 
+from labeling.errors import ApplicationError, Forbidden, NotFound
 from labeling.models import (
     Adjudication,
     Annotation,
@@ -44,6 +45,16 @@ from labeling.models import (
     QueueItem,
     Reveal,
     Round,
+)
+from labeling.services import (
+    adjudication,
+    exports,
+    ingest,
+    projects,
+    queue,
+    rounds,
+    training,
+    wellbeing,
 )
 from labeling.services.exports import export_job_create, export_run
 from labeling.services.ingest import import_job_create, import_job_run
@@ -481,6 +492,86 @@ def test_access_matrix(world, role):
             body = json.loads(response.body)
             if set(body) != {"message", "code", "extra"}:
                 problems.append(f"{where}: error body is not {{message, code, extra}}: {body}")
+    assert not problems, "\n".join(problems)
+
+
+# --- the write services, called directly ------------------------------------------------------
+
+# Each write service checks its actor itself, so code, commands and the admin get the API's
+# answer: the service behind a route, called as each signed-in role, is refused or not as
+# the route's row says (404: NotFound, 403: Forbidden, anything else: permitted).
+ServiceCall = Callable[[World, str, object], object]
+
+SERVICES: dict[tuple[str, str], ServiceCall] = {
+    ("api-projects", "POST"): lambda w, role, user: projects.project_create_by(actor=user, slug="fresh"),
+    ("api-project-upload", "POST"): lambda w, role, user: ingest.import_job_submit(
+        actor=user, project=w.project, uploads=one_upload(w, role)["files"]),
+    ("api-categories", "POST"): lambda w, role, user: projects.category_add(
+        actor=user, project=w.project, category={"key": "spam", "name": "Spam"}),
+    ("api-reveal-budget", "POST"): lambda w, role, user: wellbeing.reveal_budget_set(
+        actor=user, project=w.project, user=w.users["moderator"], budget=3),
+    ("api-rounds-start", "POST"): lambda w, role, user: rounds.round_start(actor=user, project=w.project),
+    ("api-retrain", "POST"): lambda w, role, user: rounds.retrain_job_submit(actor=user, project=w.project),
+    ("api-pretrain", "POST"): lambda w, role, user: training.pretrain_job_submit(
+        actor=user, project=w.project, minutes=1),
+    ("api-embed", "POST"): lambda w, role, user: training.embed_job_submit(actor=user, project=w.project),
+    ("api-exports", "POST"): lambda w, role, user: exports.export_job_submit(
+        actor=user, project=w.project, fmt="csv", filters={}),
+    ("api-adjudications", "POST"): lambda w, role, user: adjudication.adjudicate(
+        actor=user, image=w.image, category_key="drugs", reason="a syringe is visible"),
+    ("api-gold", "POST"): lambda w, role, user: adjudication.gold_set(
+        actor=user, image=w.image, category_key="violence"),
+    ("api-queue-next", "POST"): lambda w, role, user: queue.queue_next(user=user, project=w.project),
+    ("api-queue-submit", "POST"): lambda w, role, user: queue.annotation_submit(
+        user=user, item_id=w.items[role], client_key="submit-once", category_key="violence"),
+    ("api-queue-undo", "POST"): lambda w, role, user: queue.annotation_undo(
+        user=user, project=w.project, client_key="undo-once"),
+    ("api-reveal-finish", "POST"): lambda w, role, user: wellbeing.reveal_finish(
+        user=user, reveal_id=w.reveals[role], duration_ms=1500),
+    ("image-file", "GET"): lambda w, role, user: wellbeing.reveal_record(user=user, image=w.image),
+}
+
+
+def outcome_of(expected) -> str:
+    if expected == 404:
+        return "not found"
+    if expected == 403:
+        return "forbidden"
+    return "permitted"
+
+
+def test_every_write_service_has_a_route_row():
+    for name, method in SERVICES:
+        assert any(row.method == method for row in EXPECTED[name]), (name, method)
+
+
+@pytest.mark.parametrize("role", sorted(SIGNED_IN))
+def test_write_services_check_their_actor_as_the_api_does(world, role):
+    index = ROLES.index(role)
+    problems = []
+    for (name, method), call in SERVICES.items():
+        row = next(r for r in EXPECTED[name] if r.method == method)
+        expected = outcome_of(row.expect[index])
+        with transaction.atomic():
+            if row.before:
+                row.before(world)
+            before = stored_state()
+            try:
+                call(world, role, world.users[role])
+            except NotFound:
+                got = "not found"
+            except Forbidden:
+                got = "forbidden"
+            except ApplicationError as exc:
+                got = f"refused otherwise ({exc.code}: {exc.message})"
+            else:
+                got = "permitted"
+            after = stored_state()
+            transaction.set_rollback(True)
+        if got != expected:
+            problems.append(f"{name} as {role}: expected {expected}, got {got}")
+        if got != "permitted" and before != after:
+            problems.append(f"{name} as {role}: refused, yet changed {sorted(k for k in before if before[k] != after[k])}")
     assert not problems, "\n".join(problems)
 
 

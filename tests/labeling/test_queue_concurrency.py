@@ -136,7 +136,7 @@ def run_moderators(live_server, monkeypatch, *, moderators: int, items: int, ove
 
     completed_rounds: list[int] = []
     monkeypatch.setattr(
-        "labeling.services.rounds.retrain_job_submit",
+        "labeling.services.rounds.retrain_job_queue",
         lambda *, project, reason="", user=None: completed_rounds.append(project.pk),
     )
     project = project_create(slug="busy", name="Busy", overlap=overlap, batch_size=items,

@@ -20,7 +20,7 @@ from labeling.models import (
     Round,
 )
 from labeling.services.queue import annotation_submit, queue_next
-from labeling.services.rounds import retrain_job_submit, round_start_initial
+from labeling.services.rounds import retrain_job_queue, round_start_initial
 from tests.labeling.factories import CLUSTER_KEYS, clustered_pool
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +79,7 @@ def test_a_failed_step_leaves_the_previous_head_active(project, pool, moderator,
 
     Embedding.objects.all().delete()
     with pytest.raises(ApplicationError), django_capture_on_commit_callbacks(execute=True):
-        retrain_job_submit(project=project, reason="test")
+        retrain_job_queue(project=project, reason="test")
     failed = Job.objects.filter(kind="retrain").latest("pk")
     assert failed.status == "failed" and "embeddings" in failed.error
     assert ModelVersion.objects.get(kind="head", is_active=True) == head
@@ -206,7 +206,7 @@ def test_folder_pre_labels_seed_the_head_only_when_the_project_says_so(project, 
                                                                      django_capture_on_commit_callbacks):
     from labeling.models import Category
     from labeling.selectors.images import class_balance
-    from labeling.services.rounds import retrain_job_submit
+    from labeling.services.rounds import retrain_job_queue
 
     categories = {c.key: c for c in Category.objects.filter(project=project)}
     for pk, key in pool.items():
@@ -214,12 +214,12 @@ def test_folder_pre_labels_seed_the_head_only_when_the_project_says_so(project, 
     round_start_initial(project=project)
     with pytest.raises(ApplicationError, match="at least two categories"), \
             django_capture_on_commit_callbacks(execute=True):
-        retrain_job_submit(project=project, reason="no human labels yet")
+        retrain_job_queue(project=project, reason="no human labels yet")
 
     project.weak_labels = True
     project.save()
     with django_capture_on_commit_callbacks(execute=True):
-        retrain_job_submit(project=project, reason="weak labels")
+        retrain_job_queue(project=project, reason="weak labels")
     head = ModelVersion.objects.get(kind="head", is_active=True)
     assert head.metrics["n_weak"] == head.metrics["n_train"] == 90
     assert head.metrics["n_eval"] == 0, "weak labels never score the head"
