@@ -29,7 +29,7 @@ from labeling.models import (
     Round,
 )
 from labeling.selectors.images import class_balance
-from labeling.selectors.labels import final_labels_of
+from labeling.selectors.labels import final_labels_of, human_labeled_images
 from ml import plots
 
 DASHBOARD_JOB_KINDS = (Job.Kind.IMPORT, Job.Kind.PRETRAIN, Job.Kind.EMBED, Job.Kind.RETRAIN)
@@ -75,7 +75,7 @@ def dashboard_overview(*, project: Project) -> dict:
         "accepted": accepted.count(),
         "eval_split": accepted.filter(split=Image.Split.EVAL).count(),
         "embedded": Embedding.objects.filter(model_version=backbone).count() if backbone else 0,
-        "human_labeled": accepted.filter(annotations__kind=Annotation.Kind.LABEL).distinct().count(),
+        "human_labeled": human_labeled_images(project=project).filter(status=Image.Status.ACCEPTED).count(),
         "rounds": Round.objects.filter(project=project).count(),
         "current_round": current,
         "current_progress": progress,

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from labeling.models import Adjudication, Annotation, Category, Image, Project
 from labeling.selectors.projects import project_role
@@ -174,6 +174,15 @@ def final_label_counts(*, project: Project) -> dict[str, Counter]:
     return counts
 
 
+def human_labeled_images(*, project: Project):
+    """The project's images with a label a person decided: a moderator's label that no undo
+    retracted, or an adjudication."""
+    current = Annotation.objects.filter(image=OuterRef("pk"), kind=Annotation.Kind.LABEL).exclude(
+        superseded_by__kind=Annotation.Kind.RETRACT)
+    decided = Adjudication.objects.filter(image=OuterRef("pk"))
+    return Image.objects.filter(project=project).filter(Exists(current) | Exists(decided))
+
+
 def labeled_images(*, project: Project):
     return Image.objects.filter(project=project, status=Image.Status.ACCEPTED).order_by("pk")
 
@@ -190,12 +199,12 @@ def training_labels(*, project: Project, weak: bool = False) -> dict[int, FinalL
     image with neither gets its import pre-label (source ``"import"``): weak labels seed
     the head but are never counted as human labels.
     """
-    human = Q(annotations__kind=Annotation.Kind.LABEL) | Q(adjudications__isnull=False)
     images = Image.objects.filter(project=project, status=Image.Status.ACCEPTED)
+    human = Q(pk__in=human_labeled_images(project=project).values("pk"))
     images = images.filter(human | Q(source_label__isnull=False)) if weak else images.filter(human)
     inputs = [
         LabelInputs(pk, None, source if weak else None)
-        for pk, source in images.distinct().order_by("pk").values_list("pk", "source_label_id")
+        for pk, source in images.order_by("pk").values_list("pk", "source_label_id")
     ]
     if not inputs:
         return {}
