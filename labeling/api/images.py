@@ -13,8 +13,9 @@ from rest_framework.views import APIView
 from labeling import permissions
 from labeling.api import serializers as s
 from labeling.models import Adjudication, Image
-from labeling.selectors.annotations import adjudications_for_user, consensus_for_user
+from labeling.selectors.annotations import adjudications_for_user
 from labeling.selectors.images import image_get_for_user, images_of_project
+from labeling.selectors.labels import final_labels_for_user
 from labeling.selectors.projects import project_get_for_user
 from labeling.services import adjudication
 from labeling.services.ingest import import_job_submit
@@ -44,8 +45,8 @@ class ProjectImageListApi(generics.ListAPIView):
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         project = project_get_for_user(user=request.user, slug=kwargs["slug"])
-        consensus = consensus_for_user(user=request.user, project=project, image_ids=[i.pk for i in page])
-        data = s.ImageOutputSerializer(page, many=True, context={"consensus": consensus}).data
+        labels = final_labels_for_user(user=request.user, project=project, image_ids=[i.pk for i in page])
+        data = s.ImageOutputSerializer(page, many=True, context={"labels": labels}).data
         return self.get_paginated_response(data)
 
 
@@ -53,8 +54,8 @@ class ImageDetailApi(APIView):
     @extend_schema(responses=s.ImageOutputSerializer)
     def get(self, request, image_id: int):
         image = image_get_for_user(user=request.user, image_id=image_id)
-        consensus = consensus_for_user(user=request.user, project=image.project, image_ids=[image.pk])
-        return Response(s.ImageOutputSerializer(image, context={"consensus": consensus}).data)
+        labels = final_labels_for_user(user=request.user, project=image.project, image_ids=[image.pk])
+        return Response(s.ImageOutputSerializer(image, context={"labels": labels}).data)
 
 
 class ImageUploadApi(APIView):

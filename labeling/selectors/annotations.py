@@ -1,18 +1,17 @@
 """What a user may see of the project's answers.
 
-Moderators label independently: they see an image's import pre-label and their own
-annotations, never what other moderators answered nor the consensus; admins see all.
+Moderators label independently: they see their own annotations, never what other
+moderators answered nor an admin's decisions; admins see all. (The final labels a user
+may see: ``labels.final_labels_for_user``.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from django.db.models import QuerySet
 
 from labeling import permissions
-from labeling.models import Adjudication, Annotation, Category, Project
-from labeling.selectors.images import consensus_labels, image_get_for_user
+from labeling.models import Adjudication, Annotation, Project
+from labeling.selectors.images import image_get_for_user
 
 
 def annotations_for_user(*, user, project: Project) -> QuerySet[Annotation]:
@@ -21,13 +20,6 @@ def annotations_for_user(*, user, project: Project) -> QuerySet[Annotation]:
     if not permissions.can_review(user, project):
         rows = rows.filter(user=user)
     return rows.order_by("pk")
-
-
-def consensus_for_user(*, user, project: Project, image_ids: Sequence[int]) -> dict[int, Category]:
-    """The consensus label of each image for a reviewer; nothing for anyone else."""
-    if not permissions.can_review(user, project):
-        return {}
-    return consensus_labels(project=project, image_ids=image_ids)
 
 
 def adjudications_for_user(*, user, image_id: int) -> QuerySet[Adjudication]:
