@@ -21,15 +21,22 @@ MEMBERS = frozenset(Membership.Role.values)
 ADMINS = frozenset({Membership.Role.ADMIN})
 
 
-def project_role(*, user, project: Project) -> str | None:
-    """``"admin"``, ``"moderator"`` or None. Superusers are admins of every project."""
+def role_of(user, membership_role: str | None) -> str | None:
+    """The role the rules see for a user whose membership has ``membership_role`` (None:
+    not a member): superusers are admins of every project."""
     if user is None or not user.is_authenticated:
         return None
     if user.is_superuser:
         return Membership.Role.ADMIN
-    return (
-        Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
-    )
+    return membership_role
+
+
+def project_role(*, user, project: Project) -> str | None:
+    """``"admin"``, ``"moderator"`` or None. Superusers are admins of every project."""
+    membership_role = None
+    if user is not None and user.is_authenticated and not user.is_superuser:
+        membership_role = Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    return role_of(user, membership_role)
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,7 @@ def membership_get_for_user(*, user, slug: str, admin: bool = False,
     if membership is None:
         raise NotFound(f"Project {slug!r} not found.")
     rule = rule or (permissions.can_administer if admin else permissions.can_view)
-    role = Membership.Role.ADMIN if user.is_superuser else membership.role
-    error = permissions.refusal(rule, role, membership.project)
+    error = permissions.refusal(rule, permissions.role_of(user, membership.role), membership.project)
     if error is not None:
         raise error
     return membership
