@@ -1,11 +1,12 @@
 import json
 import sys
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from labeling.models import Job, Round
-from labeling.services.ingest import import_job_run
+from labeling.services.ingest import import_job_create, import_job_run
 from labeling.services.projects import project_get_or_create
 
 
@@ -29,10 +30,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, path, project, source, labels_from_folders, workers, wait, **options):
         as_json = options["json"]
-        from pathlib import Path
-
-        from labeling.services.ingest import import_job_create
-
         if not Path(path).exists():
             raise CommandError(f"{path}: no such file or folder")
         project_obj, created = project_get_or_create(slug=project)
