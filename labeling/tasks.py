@@ -38,7 +38,7 @@ class JobTask(Task):
 
     autoretry_for = TRANSIENT_ERRORS
     max_retries = 3
-    retry_backoff = 2  # seconds before the first retry, doubled each time, with jitter
+    retry_backoff = 2  # the first retry within 2 s, each later one within twice as long (full jitter)
     retry_backoff_max = 60
 
     def before_start(self, task_id, args, kwargs):

@@ -104,6 +104,18 @@ def test_retries_are_bounded_and_the_last_error_is_recorded(project, export_atte
         assert job.error == "OperationalError: database is locked"
 
 
+def test_an_interrupted_inline_run_is_marked_failed(project, monkeypatch):
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(exports, "export_rows", interrupted)
+    job = export_job_create(project=project, user=None, fmt="jsonl", filters={})
+    with pytest.raises(KeyboardInterrupt):
+        export_task.run_inline(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and job.error.startswith("KeyboardInterrupt")
+
+
 def test_every_job_task_acks_late_and_retries_only_transient_errors():
     job_tasks = [t for t in vars(tasks).values() if isinstance(t, JobTask)]
     assert import_task in job_tasks and len(job_tasks) == 7
