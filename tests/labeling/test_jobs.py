@@ -57,7 +57,7 @@ def export_attempts(monkeypatch):
     return attempts
 
 
-def test_a_failing_service_marks_its_job_failed_with_the_message(project, monkeypatch):
+def test_a_failing_service_marks_its_job_failed_with_the_message(project, admin_user, monkeypatch):
     calls = []
 
     def broken_rows(**kwargs):
@@ -66,7 +66,7 @@ def test_a_failing_service_marks_its_job_failed_with_the_message(project, monkey
 
     monkeypatch.setattr(exports, "export_rows", broken_rows)
     with pytest.raises(ValueError, match="row 7"):  # queued on commit, run eagerly here
-        export_job_submit(project=project, user=None, fmt="jsonl", filters={})
+        export_job_submit(actor=admin_user, project=project, fmt="jsonl", filters={})
     job = Job.objects.get(kind=Job.Kind.EXPORT)
     assert job.status == Job.Status.FAILED
     assert job.error == "ValueError: row 7 has no category"
