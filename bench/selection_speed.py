@@ -29,7 +29,7 @@ import numpy as np
 import sklearn.cluster  # noqa: F401  imported up front so that no timing includes it
 from threadpoolctl import threadpool_info
 
-from ml.selection import covering_radius, kcenter_greedy, kcenter_greedy_exact
+from ml.selection.kcenter import covering_radius, kcenter_greedy, kcenter_greedy_exact
 
 
 def clustered_embeddings(
