@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 from PIL import ExifTags, Image, ImageFile
 
+from ml.images import to_rgb
+
 REASONS = ("too_small", "unsupported", "too_large", "corrupt", "low_resolution", "blank")
 
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
@@ -47,8 +49,6 @@ _TRANSPOSE_FOR_ORIENTATION = {
     8: Image.Transpose.ROTATE_90,
 }
 _SIDEWAYS_ORIENTATIONS = frozenset({5, 6, 7, 8})
-_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-_WHITE = (255, 255, 255, 255)
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ def _oriented(image: ImageFile.ImageFile, fmt: str, frames: int, size: tuple[int
     ``size``: the (width, height) in the header, before orientation.
     """
     orientation = _orientation(image)
-    rgb = _to_rgb(image)
+    rgb = to_rgb(image)
     if orientation in _TRANSPOSE_FOR_ORIENTATION:
         rgb = rgb.transpose(_TRANSPOSE_FOR_ORIENTATION[orientation])
     width, height = size[::-1] if orientation in _SIDEWAYS_ORIENTATIONS else size
@@ -336,21 +336,3 @@ def _orientation(image: Image.Image) -> int:
     except _DECODE_ERRORS:
         return 1
     return value if isinstance(value, int) else 1
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """8-bit RGB version of a decoded frame (the frame itself when it is RGB already).
-
-    Integer greys (``I``, ``I;16*``, as 16-bit PNGs decode) are scaled from 0..65535 to
-    0..255, transparent pictures are composed over white, and everything else (CMYK,
-    palette, 1-bit, YCbCr) goes through Pillow's ``convert``.
-    """
-    if image.mode == "RGB":
-        return image
-    if image.mode == "I" or image.mode.startswith("I;16"):
-        levels = np.clip(np.asarray(image), 0, 65535).astype(np.uint16) >> 8
-        return Image.fromarray(levels.astype(np.uint8)).convert("RGB")
-    if image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
-        background = Image.new("RGBA", image.size, _WHITE)
-        return Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
-    return image.convert("RGB")

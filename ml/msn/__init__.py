@@ -44,7 +44,7 @@ from ml.msn.checkpoint import (
     save_backbone,
 )
 from ml.msn.config import MSNConfig
-from ml.msn.data import ImageInput, MultiViewDataset, StepBatchSampler, describe_item, open_rgb
+from ml.msn.data import MultiViewDataset, StepBatchSampler
 from ml.msn.model import (
     MSN,
     build_msn,
@@ -66,7 +66,6 @@ __all__ = [
     "BackboneInit",
     "CHECKPOINT_FILENAME",
     "CHECKPOINT_FORMAT",
-    "ImageInput",
     "MSN",
     "MSNConfig",
     "MultiViewDataset",
@@ -76,7 +75,6 @@ __all__ = [
     "StepBatchSampler",
     "build_msn",
     "check_backbone_fits",
-    "describe_item",
     "ema_momentum",
     "headless_vit",
     "load_backbone",
@@ -84,7 +82,6 @@ __all__ = [
     "make_criterion",
     "make_optimizer",
     "msn_loss",
-    "open_rgb",
     "pretrain",
     "random_keep_indices",
     "save_backbone",

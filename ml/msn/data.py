@@ -2,50 +2,17 @@
 
 from __future__ import annotations
 
-import io
-import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from lightly.transforms import MSNTransform
-from PIL import Image, ImageOps
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
+from ml.images import ImageInput, describe_item, open_rgb
 from ml.msn.config import _SEED_ORDER, _SEED_VIEWS, MSNConfig, _derived_seed
-
-ImageInput = str | os.PathLike[str] | bytes | Image.Image
-
-"""One image: a file path, the encoded file's bytes, or a decoded PIL image."""
-
-
-def open_rgb(item: ImageInput, *, label: str, draft_size: int | None = None) -> Image.Image:
-    """Decodes ``item`` into an upright RGB PIL image.
-
-    ``draft_size`` lets JPEG decoding shrink by a power of two while keeping both sides
-    at least that many pixels. Undecodable input raises ValueError naming ``label``.
-    """
-    try:
-        if isinstance(item, Image.Image):
-            image = item
-        elif isinstance(item, bytes | bytearray | memoryview):
-            image = Image.open(io.BytesIO(item))
-        else:
-            image = Image.open(os.fspath(item))
-        if draft_size is not None:
-            image.draft("RGB", (draft_size, draft_size))
-        return ImageOps.exif_transpose(image).convert("RGB")
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"cannot read image {label}: {error}") from error
-
-
-def describe_item(item: Any, index: int) -> str:
-    """A human label for an image input: its path when it has one, else its index."""
-    if isinstance(item, str | os.PathLike):
-        return os.fspath(item)
-    return f"#{index}"
 
 
 def _unwrap_item(item: Any) -> Any:
