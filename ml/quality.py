@@ -1,12 +1,12 @@
 """Decoding and quality checks for uploaded image files.
 
 A rejected file is data, not an exception: :func:`decode_image` returns a reason code
-from :data:`REASONS` and a human-readable detail. The checks run in this order, and the
-first failure decides the reason:
+from :data:`REASONS` (values of :class:`ml.outcomes.ImportOutcome`) and a human-readable
+detail. The checks run in this order, and the first failure decides the reason:
 
 1. ``too_small``: fewer bytes than ``min_bytes`` (an empty file always).
 2. ``unsupported``: not a file Pillow identifies as one of the allowed ``formats``.
-3. ``too_large``: the header promises more than ``max_pixels`` pixels (or more than
+3. ``too_many_pixels``: the header promises more than ``max_pixels`` pixels (or more than
    Pillow's own ``Image.MAX_IMAGE_PIXELS``); decided before any pixel is decoded.
 4. ``corrupt``: ``verify()`` or the full decode fails (a truncated JPEG, bad CRCs).
 5. ``low_resolution``: narrower than ``min_width`` or lower than ``min_height`` once
@@ -33,8 +33,9 @@ import numpy as np
 from PIL import ExifTags, Image, ImageFile
 
 from ml.images import to_rgb
+from ml.outcomes import QUALITY_REASONS, ImportOutcome
 
-REASONS = ("too_small", "unsupported", "too_large", "corrupt", "low_resolution", "blank")
+REASONS = QUALITY_REASONS
 
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
 _IDENTIFY_ERRORS = (*_DECODE_ERRORS, TypeError)
@@ -140,27 +141,27 @@ def decode_image(
     covers a ``max_side`` x ``max_side`` thumbnail; the blank check then runs at that scale.
     """
     if not data or len(data) < config.min_bytes:
-        return None, "too_small", f"{len(data)} bytes; at least {max(config.min_bytes, 1)} needed"
+        return None, ImportOutcome.TOO_SMALL, f"{len(data)} bytes; at least {max(config.min_bytes, 1)} needed"
 
     try:
         opened = _identify(data, config.formats)
     except Image.DecompressionBombError as error:
-        return None, "too_large", str(error)
+        return None, ImportOutcome.TOO_MANY_PIXELS, str(error)
     if opened is None:
-        return None, "unsupported", _unsupported_detail(data, config.formats)
+        return None, ImportOutcome.UNSUPPORTED, _unsupported_detail(data, config.formats)
     image, fmt = opened
 
     width, height = image.size
     limit = _pixel_limit(config)
     if width * height > limit:
-        return None, "too_large", f"{width}x{height} is {width * height} pixels; at most {limit}"
+        return None, ImportOutcome.TOO_MANY_PIXELS, f"{width}x{height} is {width * height} pixels; at most {limit}"
 
     try:
         image, frames = _load(data, fmt, image, max_side)
     except Image.DecompressionBombError as error:
-        return None, "too_large", str(error)
+        return None, ImportOutcome.TOO_MANY_PIXELS, str(error)
     except _DECODE_ERRORS as error:
-        return None, "corrupt", f"{fmt} data cannot be decoded: {error}"
+        return None, ImportOutcome.CORRUPT, f"{fmt} data cannot be decoded: {error}"
 
     decoded = _oriented(image, fmt, frames, (width, height))
     reason, detail = _picture_problem(decoded, config)
@@ -206,10 +207,10 @@ def _picture_problem(decoded: Decoded, config: QualityConfig) -> tuple[str | Non
     width, height = decoded.width, decoded.height
     if width < config.min_width or height < config.min_height:
         need = f"{config.min_width}x{config.min_height}"
-        return "low_resolution", f"{width}x{height} pixels; at least {need} needed"
+        return ImportOutcome.LOW_RESOLUTION, f"{width}x{height} pixels; at least {need} needed"
     std = grey_std(decoded.grey)
     if std < config.blank_std:
-        return "blank", f"near-constant picture: grey-level std {std:.2f} < {config.blank_std}"
+        return ImportOutcome.BLANK, f"near-constant picture: grey-level std {std:.2f} < {config.blank_std}"
     return None, f"{decoded.format} {width}x{height}"
 
 

@@ -9,7 +9,7 @@ from django.db.models import Count, QuerySet
 from labeling.errors import NotFound
 from labeling.models import Annotation, Category, Image, Job, Project
 from labeling.selectors.projects import project_role
-from labeling.services.ingest import OUTCOMES
+from ml.outcomes import ImportOutcome
 
 
 def image_get_for_user(*, user, image_id: int) -> Image:
@@ -126,7 +126,7 @@ def import_summary(*, project: Project) -> dict:
             counts[reason] += n
     jobs = Job.objects.filter(project=project, kind=Job.Kind.IMPORT).order_by("-created")[:10]
     return {
-        "counts": {outcome: counts.get(outcome, 0) for outcome in OUTCOMES},
+        "counts": {outcome.value: counts.get(outcome, 0) for outcome in ImportOutcome},
         "total": sum(counts.values()),
         "jobs": [
             {"id": j.pk, "status": j.status, "created": j.created.isoformat(), "done": j.done,
