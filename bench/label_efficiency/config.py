@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from bench.harness import ROOT
 from ml.backbones import DEFAULT_BACKBONE
 from ml.features import fused_name
-
-ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_CACHE = ROOT / "bench" / "out"
 

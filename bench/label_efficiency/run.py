@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from bench import harness
 from bench.label_efficiency.active import ActiveLoop, _parse_override, parse_variant, variant_name
 from bench.label_efficiency.config import (
     DEFAULT_CACHE,
@@ -49,10 +49,10 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     products are several times faster single-threaded than contending for both cores.
     """
     torch.set_num_threads(args.threads)
-    load_start = os.getloadavg()
+    load_start = harness.load_average()
     with threadpool_limits(limits=args.threads):
         result = _run_benchmark(args)
-    result["load_average"] = {"start": list(load_start), "end": list(os.getloadavg())}
+    result["load_average"] = {"start": list(load_start), "end": list(harness.load_average())}
     return result
 
 
@@ -186,12 +186,9 @@ def _run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(
-        description=sys.modules[__package__].__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--data", type=Path, required=True, help="dataset folder")
+def arguments() -> argparse.ArgumentParser:
+    parser = harness.parser(sys.modules[__package__].__doc__, prog="python -m bench.label_efficiency")
+    harness.add_data(parser, required=True, help="dataset folder")
     parser.add_argument("--minutes", type=float, default=10.0, help="MSN pretraining budget")
     parser.add_argument("--out", type=Path, help="JSON output (PNG beside it)")
     parser.add_argument(
@@ -239,14 +236,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch, OCR and BLAS threads")
     parser.add_argument("--workers", type=int, default=2, help="pretraining DataLoader workers")
-    args = parser.parse_args(argv)
-    if args.skip_pretrain and args.retrain:
-        parser.error("--skip-pretrain and --retrain exclude each other")
-    try:
-        result = run_benchmark(args)
-    except ValueError as error:
-        parser.error(str(error))
+    return parser
 
+
+def report(result: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Writes the JSON file and the plot, prints the table, the MSN run, the load and the
+    targets; returns the figures of the final JSON line."""
     name = result["dataset"]["name"]
     out = args.out or args.cache / f"label_efficiency-{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -257,17 +252,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     if args.features_only:
         print(msn)
-        print(
-            json.dumps(
-                {
-                    "dataset": name,
-                    "pretrain": pre,
-                    "text": result["text"],
-                    "load_average": result["load_average"],
-                }
-            )
-        )
-        return result
+        return {
+            "dataset": name,
+            "pretrain": pre,
+            "text": result["text"],
+            "load_average": result["load_average"],
+        }
     png = out.with_suffix(".png")
     result["outputs"] = {"json": str(out), "png": str(png)}
     out.write_text(json.dumps(result, indent=2))
@@ -284,6 +274,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"target {key}: {'met' if target['met'] else 'MISSED'} "
             f"(value {target['value']:.4f}, target {target['target']}; {json.dumps(target)})"
         )
-    print(json.dumps(summary_line(result)))
-    return result
+    return summary_line(result)
 
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = arguments()
+    args = harness.parse(parser, argv)
+    if args.skip_pretrain and args.retrain:
+        parser.error("--skip-pretrain and --retrain exclude each other")
+    try:
+        result = run_benchmark(args)
+    except ValueError as error:
+        parser.error(str(error))
+    harness.emit(report(result, args))
+    return result
