@@ -5,6 +5,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from labeling.models import Category, Image, Job, Project, SelectionStrategy
+from labeling.selectors.images import image_metadata
+from labeling.selectors.labels import LabelSource
 from labeling.services.uploads import upload_problem
 
 
@@ -66,7 +68,10 @@ class ImageMetadataSerializer(serializers.Serializer):
     file_size = serializers.CharField()
     file_size_bytes = serializers.IntegerField()
     date_collected = serializers.DateTimeField(allow_null=True)
-    verified = serializers.BooleanField()
+    verified = serializers.BooleanField(help_text="A person decided the label (adjudicated or consensus).")
+    label_source = serializers.ChoiceField(
+        choices=LabelSource.ALL, allow_null=True,
+        help_text="Where the final label came from.")
     quality_score = serializers.FloatField(allow_null=True)
 
 
@@ -83,10 +88,9 @@ class ImageOutputSerializer(serializers.ModelSerializer):
         ]
 
     def get_metadata(self, image) -> ImageMetadataSerializer:
-        from labeling.selectors.images import image_metadata
-
-        consensus = self.context.get("consensus", {}).get(image.pk)
-        return image_metadata(image, consensus=consensus)
+        final = self.context.get("labels", {}).get(image.pk)
+        return image_metadata(image, label=final.category.key if final else None,
+                              label_source=final.source if final else None)
 
 
 class JobOutputSerializer(serializers.ModelSerializer):
@@ -126,14 +130,17 @@ class ClassBalanceRowSerializer(serializers.Serializer):
     key = serializers.CharField()
     name = serializers.CharField()
     source_labels = serializers.IntegerField()
-    consensus = serializers.IntegerField()
-    total = serializers.IntegerField()
+    consensus = serializers.IntegerField(help_text="Labels a person decided: adjudicated or consensus.")
+    auto_accepted = serializers.IntegerField(help_text="The head's auto-accepted labels.")
+    total = serializers.IntegerField(help_text="Final labels, each image counted once.")
     share = serializers.FloatField(help_text="Percent of the largest category's total.")
 
 
 class ClassBalanceSerializer(serializers.Serializer):
     categories = ClassBalanceRowSerializer(many=True)
     labeled = serializers.IntegerField()
+    human_labeled = serializers.IntegerField()
+    by_source = serializers.DictField(child=serializers.IntegerField())
     unlabeled = serializers.IntegerField()
     imbalance_ratio = serializers.FloatField(allow_null=True)
 

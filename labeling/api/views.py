@@ -15,11 +15,11 @@ from labeling.errors import NotFound
 from labeling.models import Image, Job
 from labeling.selectors.images import (
     class_balance,
-    consensus_labels,
     image_get_for_user,
     images_of_project,
     import_summary,
 )
+from labeling.selectors.labels import final_labels_for_user
 from labeling.selectors.projects import project_get_for_user, project_role, projects_for_user
 from labeling.services.ingest import import_job_submit
 from labeling.services.projects import membership_set, project_create
@@ -78,25 +78,17 @@ class ProjectImageListApi(generics.ListAPIView):
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         project = project_get_for_user(user=request.user, slug=kwargs["slug"])
-        consensus = _consensus_for(request.user, project, [i.pk for i in page])
-        data = s.ImageOutputSerializer(page, many=True, context={"consensus": consensus}).data
+        labels = final_labels_for_user(user=request.user, project=project, image_ids=[i.pk for i in page])
+        data = s.ImageOutputSerializer(page, many=True, context={"labels": labels}).data
         return self.get_paginated_response(data)
-
-
-def _consensus_for(user, project, image_ids: list[int]) -> dict:
-    """Consensus labels for admins. Moderators label independently: they see the
-    import's pre-label, never what other moderators answered (as in the annotations list)."""
-    if project_role(user=user, project=project) != "admin":
-        return {}
-    return consensus_labels(project=project, image_ids=image_ids)
 
 
 class ImageDetailApi(APIView):
     @extend_schema(responses=s.ImageOutputSerializer)
     def get(self, request, image_id: int):
         image = image_get_for_user(user=request.user, image_id=image_id)
-        consensus = _consensus_for(request.user, image.project, [image.pk])
-        return Response(s.ImageOutputSerializer(image, context={"consensus": consensus}).data)
+        labels = final_labels_for_user(user=request.user, project=image.project, image_ids=[image.pk])
+        return Response(s.ImageOutputSerializer(image, context={"labels": labels}).data)
 
 
 class ImageUploadApi(APIView):

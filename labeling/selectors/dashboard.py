@@ -29,7 +29,8 @@ from labeling.models import (
     Reveal,
     Round,
 )
-from labeling.selectors.images import class_balance, consensus_labels
+from labeling.selectors.images import class_balance
+from labeling.selectors.labels import final_labels_of, human_labeled_images
 
 DASHBOARD_JOB_KINDS = (Job.Kind.IMPORT, Job.Kind.PRETRAIN, Job.Kind.EMBED, Job.Kind.RETRAIN)
 MAP_MAX_POINTS = 2000
@@ -74,7 +75,7 @@ def dashboard_overview(*, project: Project) -> dict:
         "accepted": accepted.count(),
         "eval_split": accepted.filter(split=Image.Split.EVAL).count(),
         "embedded": Embedding.objects.filter(model_version=backbone).count() if backbone else 0,
-        "human_labeled": accepted.filter(annotations__kind=Annotation.Kind.LABEL).distinct().count(),
+        "human_labeled": human_labeled_images(project=project).filter(status=Image.Status.ACCEPTED).count(),
         "rounds": Round.objects.filter(project=project).count(),
         "current_round": current,
         "current_progress": progress,
@@ -234,14 +235,10 @@ def class_distribution(*, project: Project, colors: dict[str, str]) -> dict:
             Prediction.objects.filter(model_version=head).values_list("category__key")
             .annotate(n=Count("pk")).values_list("category__key", "n")
         )
-    model_labels = dict(
-        Image.objects.filter(project=project, model_label__isnull=False).values_list("model_label__key")
-        .annotate(n=Count("pk")).values_list("model_label__key", "n")
-    )
     top = max([r["total"] for r in balance["categories"]] + list(predicted.values()) + [1])
     rows = [
         {**row, "color": colors.get(row["key"], charts.GREY),
-         "predicted": predicted.get(row["key"], 0), "auto_accepted": model_labels.get(row["key"], 0),
+         "predicted": predicted.get(row["key"], 0),
          "total_pct": round(100 * row["total"] / top, 1),
          "predicted_pct": round(100 * predicted.get(row["key"], 0) / top, 1)}
         for row in balance["categories"]
@@ -291,8 +288,9 @@ def embedding_map(*, project: Project, colors: dict[str, str], max_points: int =
                   seed: int = MAP_SEED) -> dict:
     """A PCA map of a seeded sample of the active backbone's embeddings.
 
-    Each point is coloured by the image's consensus label (filled), else the active
-    head's prediction (a ring), else grey, and links only to the blurred derivative.
+    Each point is coloured by the label a person decided (filled: adjudicated or
+    consensus), else the active head's prediction (a ring), else grey, and links only to
+    the blurred derivative.
     """
     backbone = _active(project, ModelVersion.Kind.BACKBONE)
     if backbone is None:
@@ -303,7 +301,8 @@ def embedding_map(*, project: Project, colors: dict[str, str], max_points: int =
     ids, X = embeddings_matrix(model_version=backbone, image_ids=picked)
     coords = charts.pca_2d(X, random_state=seed) if len(ids) else X.reshape(0, 2)
     id_list = [int(pk) for pk in ids]
-    consensus = consensus_labels(project=project, image_ids=id_list)
+    consensus = {pk: final.category for pk, final in final_labels_of(project=project, image_ids=id_list).items()
+                 if final.human}
     head = _active(project, ModelVersion.Kind.HEAD)
     predicted = {}
     if head is not None:

@@ -7,7 +7,8 @@ from collections import Counter
 from django.db.models import Count, QuerySet
 
 from labeling.errors import NotFound
-from labeling.models import Annotation, Category, Image, Job, Project
+from labeling.models import Image, Job, Project
+from labeling.selectors.labels import LabelSource, final_label_counts, labeled_images
 from labeling.selectors.projects import project_role
 from ml.outcomes import ImportOutcome
 
@@ -23,44 +24,22 @@ def images_of_project(*, project: Project) -> QuerySet[Image]:
     return Image.objects.filter(project=project).select_related("source_label").order_by("id")
 
 
-def consensus_labels(*, project: Project, image_ids=None) -> dict[int, Category]:
-    """Majority label per image over its moderators' current labels.
+def image_metadata(image, *, label: str | None, label_source: str | None) -> dict:
+    """The per-image metadata record, in the shape the seed dataset used.
 
-    A label retracted by an undo no longer counts. Ties go to the category that comes
-    first in the taxonomy.
+    ``image`` is an ``Image`` or a row with the same fields; ``label`` and ``label_source``
+    are its final label's category key and source (``verified`` when a person decided it).
     """
-    annotations = Annotation.objects.filter(image__project=project)
-    if image_ids is not None:
-        annotations = annotations.filter(image_id__in=image_ids)
-    retracted = set(
-        annotations.filter(kind=Annotation.Kind.RETRACT).values_list("supersedes_id", flat=True)
-    )
-    votes: dict[int, Counter] = {}
-    for pk, image_id, category_id in annotations.filter(kind=Annotation.Kind.LABEL).values_list(
-        "pk", "image_id", "category_id"
-    ):
-        if pk not in retracted:
-            votes.setdefault(image_id, Counter())[category_id] += 1
-    categories = {c.pk: c for c in project.categories.all()}
-    order = {pk: c.order for pk, c in categories.items()}
-    return {
-        image_id: categories[max(counter, key=lambda c: (counter[c], -order[c]))]
-        for image_id, counter in votes.items()
-    }
-
-
-def image_metadata(image: Image, *, consensus: Category | None = None) -> dict:
-    """The per-image metadata record, in the shape the seed dataset used."""
-    label = consensus or image.source_label
     return {
         "image_id": image.pk,
-        "category": label.key if label else None,
+        "category": label,
         "source": image.source,
-        "resolution": image.resolution,
+        "resolution": f"{image.width}x{image.height}" if image.width and image.height else "",
         "file_size": human_size(image.size_bytes),
         "file_size_bytes": image.size_bytes,
         "date_collected": image.date_collected.isoformat() if image.date_collected else None,
-        "verified": consensus is not None,
+        "verified": label_source in LabelSource.HUMAN,
+        "label_source": label_source,
         "quality_score": None if image.quality_score is None else round(image.quality_score, 4),
     }
 
@@ -72,39 +51,42 @@ def human_size(size: int) -> str:
 
 
 def class_balance(*, project: Project) -> dict:
-    """Counts per category from import pre-labels and from human consensus.
+    """Counts per category of the accepted images' final labels.
 
-    ``imbalance_ratio`` is the largest count over the smallest non-zero count, taking
-    for each image its consensus label when there is one, else its pre-label.
+    Per category: ``source_labels`` (import pre-labels, whatever overrides them),
+    ``consensus`` (labels a person decided: adjudicated or moderators' consensus),
+    ``auto_accepted`` (the head's auto-accepted labels) and ``total`` (every final label,
+    each image counted once under the label that wins). ``imbalance_ratio`` is the largest
+    total over the smallest non-zero total.
     """
-    accepted = Image.objects.filter(project=project, status=Image.Status.ACCEPTED)
+    accepted = labeled_images(project=project)
     pre = Counter(dict(
-        accepted.filter(source_label__isnull=False)
-        .values_list("source_label").annotate(n=Count("id")).values_list("source_label", "n")
+        accepted.filter(source_label__isnull=False).order_by()
+        .values_list("source_label__key").annotate(n=Count("id")).values_list("source_label__key", "n")
     ))
-    consensus = consensus_labels(project=project)
-    human = Counter(c.pk for c in consensus.values())
-    combined = Counter()
-    for image_id, label_id in accepted.values_list("pk", "source_label"):
-        chosen = consensus[image_id].pk if image_id in consensus else label_id
-        if chosen is not None:
-            combined[chosen] += 1
+    by_source = final_label_counts(project=project)
+    human = by_source[LabelSource.ADJUDICATED] + by_source[LabelSource.CONSENSUS]
+    combined = sum(by_source.values(), Counter())
     rows = [
         {
             "key": c.key, "name": c.name,
-            "source_labels": pre.get(c.pk, 0),
-            "consensus": human.get(c.pk, 0),
-            "total": combined.get(c.pk, 0),
+            "source_labels": pre.get(c.key, 0),
+            "consensus": human.get(c.key, 0),
+            "auto_accepted": by_source[LabelSource.MODEL].get(c.key, 0),
+            "total": combined.get(c.key, 0),
         }
         for c in project.categories.all()
     ]
     nonzero = [r["total"] for r in rows if r["total"]]
     for row in rows:
         row["share"] = round(100 * row["total"] / max(nonzero), 1) if nonzero else 0.0
+    labeled = sum(combined.values())
     return {
         "categories": rows,
-        "labeled": sum(combined.values()),
-        "unlabeled": accepted.count() - sum(combined.values()),
+        "labeled": labeled,
+        "human_labeled": sum(human.values()),
+        "by_source": {source: sum(counter.values()) for source, counter in by_source.items()},
+        "unlabeled": accepted.count() - labeled,
         "imbalance_ratio": round(max(nonzero) / min(nonzero), 3) if nonzero else None,
     }
 

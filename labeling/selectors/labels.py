@@ -9,12 +9,14 @@ never count.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from labeling.models import Adjudication, Annotation, Category, Image, Project
+from labeling.selectors.projects import project_role
 
 
 class LabelSource:
@@ -23,6 +25,10 @@ class LabelSource:
     MODEL = "model"
     IMPORT = "import"
     ALL = (ADJUDICATED, CONSENSUS, MODEL, IMPORT)
+    HUMAN = (ADJUDICATED, CONSENSUS)
+
+# Images whose final labels are decided together: one read of their annotations each.
+CHUNK = 2000
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,11 @@ class FinalLabel:
     agreement: float | None
     annotators: int
     votes: dict[str, int]
+
+    @property
+    def human(self) -> bool:
+        """Whether a person decided this label (an adjudication or the moderators' consensus)."""
+        return self.source in LabelSource.HUMAN
 
 
 def current_votes(image_ids: Iterable[int] | None = None, *, annotations=None) -> dict[int, dict[int, int]]:
@@ -108,8 +119,77 @@ def final_labels(*, project: Project, images: Iterable[Image | LabelInputs],
     return result
 
 
+def final_labels_walk(*, project: Project, images: Iterable[Image | LabelInputs], by_range: bool = False,
+                      chunk: int = CHUNK) -> Iterator[tuple[Image | LabelInputs, FinalLabel | None]]:
+    """Each of ``images`` (in id order) with its final label, or None, a chunk at a time.
+
+    With ``by_range`` the images are every image of the project in their id range, so each
+    chunk's annotations are read by range rather than by a list of ids.
+    """
+    rows = iter(images)
+    last = 0
+    while batch := list(islice(rows, chunk)):
+        pk_range = (last + 1, batch[-1].pk) if by_range else None
+        labels = final_labels(project=project, images=batch, pk_range=pk_range)
+        last = batch[-1].pk
+        for image in batch:
+            yield image, labels.get(image.pk)
+
+
+def final_labels_of(*, project: Project, image_ids: Iterable[int]) -> dict[int, FinalLabel]:
+    """Final labels of the project's images among ``image_ids``, by image id."""
+    inputs = [
+        LabelInputs(*values)
+        for values in Image.objects.filter(project=project, pk__in=list(image_ids))
+        .order_by("pk").values_list("pk", "model_label_id", "source_label_id")
+    ]
+    return final_labels(project=project, images=inputs)
+
+
+def final_labels_for_user(*, user, project: Project, image_ids: Iterable[int]) -> dict[int, FinalLabel]:
+    """The final labels ``user`` may see. Admins see every final label; moderators label
+    independently, so they see only the import's pre-label, never what other moderators
+    answered or an admin decided."""
+    if project_role(user=user, project=project) == "admin":
+        return final_labels_of(project=project, image_ids=image_ids)
+    categories = {c.pk: c for c in project.categories.all()}
+    return {
+        pk: FinalLabel(categories[label_id], LabelSource.IMPORT, None, 0, {})
+        for pk, label_id in Image.objects.filter(project=project, pk__in=list(image_ids), source_label__isnull=False)
+        .values_list("pk", "source_label_id")
+    }
+
+
+def final_label_counts(*, project: Project) -> dict[str, Counter]:
+    """``{source: Counter(category key)}`` over the project's accepted images."""
+    inputs = (
+        LabelInputs(*values)
+        for values in labeled_images(project=project).values_list("pk", "model_label_id", "source_label_id")
+        .iterator(chunk_size=CHUNK)
+    )
+    counts: dict[str, Counter] = {source: Counter() for source in LabelSource.ALL}
+    for _, final in final_labels_walk(project=project, images=inputs):
+        if final is not None:
+            counts[final.source][final.category.key] += 1
+    return counts
+
+
+def human_labeled_images(*, project: Project):
+    """The project's images with a label a person decided: a moderator's label that no undo
+    retracted, or an adjudication."""
+    current = Annotation.objects.filter(image=OuterRef("pk"), kind=Annotation.Kind.LABEL).exclude(
+        superseded_by__kind=Annotation.Kind.RETRACT)
+    decided = Adjudication.objects.filter(image=OuterRef("pk"))
+    return Image.objects.filter(project=project).filter(Exists(current) | Exists(decided))
+
+
 def labeled_images(*, project: Project):
     return Image.objects.filter(project=project, status=Image.Status.ACCEPTED).order_by("pk")
+
+
+def human_labels(*, project: Project) -> dict[int, FinalLabel]:
+    """Labels a person decided (adjudicated or consensus), by image id."""
+    return training_labels(project=project)
 
 
 def training_labels(*, project: Project, weak: bool = False) -> dict[int, FinalLabel]:
@@ -119,12 +199,12 @@ def training_labels(*, project: Project, weak: bool = False) -> dict[int, FinalL
     image with neither gets its import pre-label (source ``"import"``): weak labels seed
     the head but are never counted as human labels.
     """
-    human = Q(annotations__kind=Annotation.Kind.LABEL) | Q(adjudications__isnull=False)
     images = Image.objects.filter(project=project, status=Image.Status.ACCEPTED)
+    human = Q(pk__in=human_labeled_images(project=project).values("pk"))
     images = images.filter(human | Q(source_label__isnull=False)) if weak else images.filter(human)
     inputs = [
         LabelInputs(pk, None, source if weak else None)
-        for pk, source in images.distinct().order_by("pk").values_list("pk", "source_label_id")
+        for pk, source in images.order_by("pk").values_list("pk", "source_label_id")
     ]
     if not inputs:
         return {}

@@ -14,8 +14,8 @@ import numpy as np
 from django.contrib.auth import get_user_model
 
 from labeling.adapters import embeddings_matrix
-from labeling.models import Adjudication, Image, ModelVersion, Project
-from labeling.selectors.labels import current_votes
+from labeling.models import Image, ModelVersion, Project
+from labeling.selectors.labels import LabelSource, current_votes, human_labels
 from ml import agreement
 
 
@@ -31,6 +31,11 @@ def _label_arrays(project: Project) -> tuple[list[int], list[int], list[str], li
             labels.append(categories[category_id])
     order = list(project.categories.order_by("order", "key").values_list("key", flat=True))
     return items, annotators, labels, order
+
+
+def _decided(project: Project) -> dict[int, str]:
+    """The category key of every label a person decided (adjudicated or consensus)."""
+    return {pk: final.category.key for pk, final in human_labels(project=project).items()}
 
 
 def _usernames(ids) -> dict[int, str]:
@@ -51,7 +56,9 @@ def agreement_report(*, project: Project) -> dict:
         return {"items": 0, "annotations": 0, "fleiss": None, "krippendorff": None, "pairs": [],
                 "annotators": [], "dawid_skene": None}
     names = _usernames(set(annotators))
-    majority = agreement.majority_vote(items, annotators, labels, categories)
+    # The final label of each labeled item: an adjudication overrides the moderators' majority.
+    decided = _decided(project)
+    majority = {item: decided[item] for item in set(items) if item in decided}
     ds = agreement.dawid_skene(items, annotators, labels, categories)
     gold = _gold(project)
     vs_consensus = agreement.annotator_confusion(items, annotators, labels, categories, reference=majority)
@@ -90,10 +97,11 @@ def annotator_disagreements(*, project: Project, limit: int | None = None) -> li
         return []
     per_item = agreement.item_agreement(items, annotators, labels, categories)
     adjudicated = _adjudicated(project)
+    decided = _decided(project)
     rows = [
         {"image_id": item, "annotators": info["n"], "agreement": info["agreement"],
          "entropy": info["entropy"], "majority": info["majority"], "votes": info["counts"],
-         "adjudicated": adjudicated.get(item)}
+         "adjudicated": adjudicated.get(item), "label": decided.get(item)}
         for item, info in per_item.items()
         if info["n"] >= 2 and info["agreement"] < 1.0
     ]
@@ -116,10 +124,9 @@ def model_disagreements(*, project: Project, limit: int | None = None, threshold
     backbone = ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.BACKBONE, is_active=True).first()
     if backbone is None:
         return []
-    items, annotators, labels, categories = _label_arrays(project)
-    if not items:
+    consensus = _decided(project)
+    if not consensus:
         return []
-    consensus = agreement.majority_vote(items, annotators, labels, categories)
     ids, X = embeddings_matrix(model_version=backbone, image_ids=list(consensus))
     counts = Counter(consensus[int(i)] for i in ids)
     keep = [n for n, i in enumerate(ids) if counts[consensus[int(i)]] >= 2]
@@ -143,13 +150,9 @@ def model_disagreements(*, project: Project, limit: int | None = None, threshold
 
 
 def _adjudicated(project: Project) -> dict[int, str]:
-    latest: dict[int, str] = {}
-    for image_id, key in (
-        Adjudication.objects.filter(image__project=project).order_by("created", "pk")
-        .values_list("image_id", "category__key")
-    ):
-        latest[image_id] = key
-    return latest
+    """The category key of each adjudicated image's final label."""
+    return {pk: final.category.key for pk, final in human_labels(project=project).items()
+            if final.source == LabelSource.ADJUDICATED}
 
 
 def rows_to_csv(rows: list[dict]) -> str:

@@ -17,7 +17,6 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice
 
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -26,8 +25,8 @@ from django.db.models import QuerySet
 
 from labeling.errors import ApplicationError
 from labeling.models import Image, Job, Project, QueueItem
-from labeling.selectors.images import human_size
-from labeling.selectors.labels import LabelSource, final_labels, labeled_images
+from labeling.selectors.images import image_metadata
+from labeling.selectors.labels import LabelSource, final_labels_walk, labeled_images
 from labeling.services.jobs import (
     failure_recorded,
     job_create,
@@ -154,18 +153,9 @@ class ExportRow:
         """The seed dataset's metadata record plus the final label, its source and agreement."""
         image = self.image
         return {
-            "image_id": image.pk,
-            "category": self.label,
-            "source": image.source,
-            "resolution": f"{image.width}x{image.height}" if image.width and image.height else "",
-            "file_size": human_size(image.size_bytes),
-            "file_size_bytes": image.size_bytes,
-            "date_collected": image.date_collected.isoformat() if image.date_collected else None,
-            "verified": self.source in (LabelSource.CONSENSUS, LabelSource.ADJUDICATED),
-            "quality_score": None if image.quality_score is None else round(image.quality_score, 4),
+            **image_metadata(image, label=self.label, label_source=self.source),
             "file_name": self.file_name,
             "label": self.label,
-            "label_source": self.source,
             "agreement": None if self.agreement is None else round(self.agreement, 4),
             "annotators": self.annotators,
             "split": image.split,
@@ -183,25 +173,18 @@ def export_rows(*, project: Project, filters: ExportFilters) -> Iterator[ExportR
     """Labeled images passing ``filters``, in id order, a chunk at a time."""
     rows = (ImageRow(*values) for values in _images(project, filters).values_list(*IMAGE_FIELDS)
             .iterator(chunk_size=CHUNK))
-    # Without image filters a chunk is every image in its id range, so its annotations are
-    # read by range; with them, by the list of the chunk's ids.
+    # Without image filters a chunk is every image in its id range.
     by_range = not (filters.split or filters.round is not None or filters.date_from or filters.date_to)
-    last = 0
-    while chunk := list(islice(rows, CHUNK)):
-        pk_range = (last + 1, chunk[-1].pk) if by_range else None
-        labels = final_labels(project=project, images=chunk, pk_range=pk_range)
-        last = chunk[-1].pk
-        for image in chunk:
-            final = labels.get(image.pk)
-            if final is None:
-                continue
-            if filters.categories and final.category.key not in filters.categories:
-                continue
-            if filters.sources and final.source not in filters.sources:
-                continue
-            if filters.min_agreement is not None and (final.agreement is None or final.agreement < filters.min_agreement):
-                continue
-            yield ExportRow(image, final.category.key, final.source, final.agreement, final.annotators, final.votes)
+    for image, final in final_labels_walk(project=project, images=rows, by_range=by_range, chunk=CHUNK):
+        if final is None:
+            continue
+        if filters.categories and final.category.key not in filters.categories:
+            continue
+        if filters.sources and final.source not in filters.sources:
+            continue
+        if filters.min_agreement is not None and (final.agreement is None or final.agreement < filters.min_agreement):
+            continue
+        yield ExportRow(image, final.category.key, final.source, final.agreement, final.annotators, final.votes)
 
 
 def jsonl_lines(rows: Iterator[ExportRow]) -> Iterator[str]:

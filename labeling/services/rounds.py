@@ -31,8 +31,18 @@ from labeling.models import (
     Round,
     SelectionStrategy,
 )
+from labeling.selectors.labels import LabelSource, human_labeled_images, training_labels
+from labeling.services.features import (
+    candidate_feature_sets,
+    cold_start_feature_set,
+    feature_matrix,
+    head_feature_set,
+)
 from labeling.services.jobs import job_create, job_progress, job_start, job_succeed
-from ml.loop import COLD_START
+from ml.features import best_feature_set, compare_feature_sets
+from ml.head import LinearHead
+from ml.loop import COLD_START, NEEDS_PROBA, choose_batch
+from ml.metrics import evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -114,15 +124,6 @@ def retrain_fit(*, job_id: int) -> ModelVersion | None:
     each, they are compared on the same folds (``ml.features``) and the comparison is
     recorded on the head. Otherwise the active backbone alone is used.
     """
-    from labeling.selectors.labels import LabelSource, training_labels
-    from labeling.services.features import (
-        candidate_feature_sets,
-        cold_start_feature_set,
-        feature_matrix,
-    )
-    from ml.features import best_feature_set, compare_feature_sets
-    from ml.head import LinearHead
-    from ml.metrics import evaluate
 
     job = Job.objects.select_related("project").get(pk=job_id)
     project = job.project
@@ -199,16 +200,12 @@ def retrain_fit(*, job_id: int) -> ModelVersion | None:
 
 
 def head_load(version: ModelVersion):
-    from ml.head import LinearHead
-
     with default_storage.open(version.artifact, "rb") as handle:
         return LinearHead.load(io.BytesIO(handle.read()))
 
 
 def retrain_predict(*, job_id: int) -> int:
     """Predict every embedded pool image with the new head; auto-accept where allowed."""
-    from labeling.services.features import feature_matrix, head_feature_set
-
     job = Job.objects.select_related("project").get(pk=job_id)
     project = job.project
     version = ModelVersion.objects.get(pk=job.result["head"])
@@ -244,9 +241,7 @@ def _auto_accept(project, version, ids, proba, classes) -> int:
     """
     curves = version.metrics.get("pr_curves") or {}
     per_class = version.metrics.get("per_class") or {}
-    labeled = set(
-        Image.objects.filter(project=project, annotations__kind="label").values_list("pk", flat=True)
-    )
+    labeled = set(human_labeled_images(project=project).values_list("pk", flat=True))
     eval_ids = set(_pool(project).filter(split=Image.Split.EVAL).values_list("pk", flat=True))
     total = 0
     for j, category in enumerate(classes):
@@ -280,7 +275,7 @@ def retrain_select(*, job_id: int) -> Round | None:
     queued = QueueItem.objects.filter(round__project=project).values_list("image_id", flat=True)
     candidates = np.asarray(
         _pool(project).filter(split=Image.Split.POOL, model_label__isnull=True)
-        .exclude(pk__in=queued).exclude(annotations__kind="label").order_by("pk").values_list("pk", flat=True),
+        .exclude(pk__in=queued).exclude(pk__in=human_labeled_images(project=project).values("pk")).order_by("pk").values_list("pk", flat=True),
         dtype=np.int64,
     )
     with transaction.atomic():
@@ -308,8 +303,6 @@ def _select(project: Project, candidates: np.ndarray, *, budget: int, strategy: 
     probabilities. Labeled pool images seed diversity. Without embeddings the choice is
     a seeded random sample.
     """
-    from labeling.services.features import cold_start_feature_set, feature_matrix, head_feature_set
-    from ml.loop import NEEDS_PROBA, choose_batch
 
     head = _active(project, ModelVersion.Kind.HEAD)
     feature_set = head_feature_set(head) if head is not None else cold_start_feature_set(project)
@@ -320,7 +313,7 @@ def _select(project: Project, candidates: np.ndarray, *, budget: int, strategy: 
     available = np.isin(ids, candidates)
     if not available.any():
         return candidates[:0], strategy
-    labeled_ids = Image.objects.filter(project=project, annotations__kind="label").values_list("pk", flat=True)
+    labeled_ids = human_labeled_images(project=project).values_list("pk", flat=True)
     labeled = np.flatnonzero(np.isin(ids, np.fromiter(labeled_ids, dtype=np.int64)))
     exclude = np.setdiff1d(np.flatnonzero(~available), labeled)
     proba = head_load(head).predict_proba(X) if head is not None and strategy in NEEDS_PROBA else None

@@ -55,11 +55,13 @@ def test_image_metadata_has_the_seed_record(api, project, admin_user, django_cap
     client = api(admin_user)
     with django_capture_on_commit_callbacks(execute=True):
         upload(client, project.slug, {"violence/a.jpg": f.jpeg_bytes(1)})
+    Image.objects.filter(project=project).update(source_label=project.categories.get(key="violence"))
     page = client.get(reverse("api-project-images", args=[project.slug]), {"status": "accepted"}).json()
     assert page["count"] == 1
     meta = page["results"][0]["metadata"]
     assert set(meta) == {"image_id", "category", "source", "resolution", "file_size", "file_size_bytes",
-                         "date_collected", "verified", "quality_score"}
+                         "date_collected", "verified", "label_source", "quality_score"}
+    assert (meta["category"], meta["label_source"]) == ("violence", "import")
     assert meta["resolution"] == "320x240"
     assert meta["file_size_bytes"] == len(f.jpeg_bytes(1))
     assert meta["file_size"] == f"{round(len(f.jpeg_bytes(1)) / 1024)}KB"

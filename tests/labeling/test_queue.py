@@ -128,9 +128,10 @@ def test_undo_supersedes_and_hands_the_item_back(api, project, queued, moderator
     back = next_item(client, project)
     assert back["item_id"] == lease["item_id"] and back["resumed"] is True
     assert submit(client, lease["item_id"], category="weapons").status_code == 201
-    from labeling.selectors.images import consensus_labels
+    from labeling.selectors.labels import final_labels_of
 
-    assert consensus_labels(project=project)[lease["image_id"]].key == "weapons"
+    final = final_labels_of(project=project, image_ids=[lease["image_id"]])[lease["image_id"]]
+    assert (final.category.key, final.source) == ("weapons", "consensus")
 
 
 def test_expired_lease_returns_the_item_but_never_to_the_same_moderator(api, project, queued, moderator, make_user):

@@ -237,7 +237,10 @@ def test_rounds_select_through_the_rule_the_benchmark_measures(project, pool, mo
         calls.append((strategy, kwargs["budget"], kwargs["proba"] is None))
         return real(strategy, **kwargs)
 
-    monkeypatch.setattr(ml.loop, "choose_batch", spy)
+    from labeling.services import rounds
+
+    assert rounds.choose_batch is real, "the rounds call ml.loop's rule itself"
+    monkeypatch.setattr(rounds, "choose_batch", spy)
     round_start_initial(project=project)
     assert calls == [("prototypes", 12, True)]
 
