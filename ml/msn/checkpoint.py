@@ -14,11 +14,8 @@ from ml.msn.config import MSNConfig
 from ml.msn.model import headless_vit
 
 CHECKPOINT_FORMAT = "veil.msn.checkpoint"
-
 BACKBONE_FORMAT = "veil.msn.backbone"
-
 CHECKPOINT_FILENAME = "checkpoint.pt"
-
 BACKBONE_FILENAME = "backbone.pt"
 
 

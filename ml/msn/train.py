@@ -37,12 +37,10 @@ from ml.msn.model import (
 )
 
 ProgressCallback = Callable[[int, int | None, float], None]
-
 """``progress(steps_done, total_steps, loss)``; ``total_steps`` is None while unknown."""
 
 
 PROBE_STEPS = 5
-
 """Steps timed to size the schedule when only ``max_minutes`` bounds a run."""
 
 
@@ -68,7 +66,6 @@ class PretrainResult:
 
 
 BackboneInit = str | os.PathLike[str] | VisionTransformer
-
 """A ViT to start from: a file :func:`ml.embed.load_backbone_file` reads, or a model."""
 
 

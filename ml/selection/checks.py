@@ -9,9 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 IndexArray = NDArray[np.int64]
-
 FloatArray = NDArray[np.float32]
-
 RandomState = int | np.random.Generator | None
 
 

@@ -8,7 +8,6 @@ from numpy.typing import NDArray
 from ml.selection.checks import FloatArray, IndexArray
 
 _BLOCK_ROWS = 2048  # rows per distance block: a float32 block of 384-d rows fits in L2
-
 _CENTER_BLOCK = 1024  # centers per distance block
 
 _STREAM_ROWS = 1 << 16  # rows per block when streaming over all rows once

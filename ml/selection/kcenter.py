@@ -31,7 +31,6 @@ from ml.selection.distances import (
 _FIRST_CENTER_BLOCK = 64  # nearest centers tried first when refreshing bounds
 
 _DENSE_START_SAMPLE = 1000  # rows sampled to find a dense starting point
-
 _DENSE_START_NEIGHBORS = 20
 
 

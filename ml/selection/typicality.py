@@ -21,9 +21,7 @@ from ml.selection.checks import (
 from ml.selection.distances import _BLOCK_ROWS, _knn_mean_dist, _sq_dists, _take
 
 _KMEANS_FULL_MAX_ROWS = 20_000  # above this, MiniBatchKMeans on a sample
-
 _TYPICALITY_SAMPLE_ROWS = 100_000  # larger pools are subsampled for typicality
-
 _TYPICALITY_MAX_ROWS = 4096  # per-cluster cap on reference rows and on ranked rows
 
 
