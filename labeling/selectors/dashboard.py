@@ -31,6 +31,7 @@ from labeling.models import (
 )
 from labeling.selectors.images import class_balance
 from labeling.selectors.labels import final_labels_of, human_labeled_images
+from labeling.services.features import version_label
 
 DASHBOARD_JOB_KINDS = (Job.Kind.IMPORT, Job.Kind.PRETRAIN, Job.Kind.EMBED, Job.Kind.RETRAIN)
 MAP_MAX_POINTS = 2000
@@ -93,8 +94,6 @@ def dashboard_overview(*, project: Project) -> dict:
 def backbones_overview(*, project: Project) -> dict:
     """Each embedding of the pool (image backbones, the text model) with its coverage, and
     the active head's evidence: the cross-validated score of every candidate feature set."""
-    from labeling.services.features import version_label
-
     accepted = Image.objects.filter(project=project, status=Image.Status.ACCEPTED).count()
     head = _active(project, ModelVersion.Kind.HEAD)
     used = set((head.config.get("features") or []) if head else [])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from labeling.errors import Forbidden, NotFound
-from labeling.models import Membership, Project
+from labeling.models import Membership, ModelVersion, Project
 
 
 def projects_for_user(*, user) -> QuerySet[Project]:
@@ -55,8 +55,6 @@ def project_get_for_user(*, user, slug: str, admin: bool = False) -> Project:
 
 def model_version_get_for_user(*, user, slug: str, pk: int, kind: str | None = None, admin: bool = False):
     """A model version of a project the user may see (administers, with ``admin``)."""
-    from labeling.models import ModelVersion
-
     project = project_get_for_user(user=user, slug=slug, admin=admin)
     versions = ModelVersion.objects.filter(project=project, pk=pk).select_related("project")
     version = versions.filter(kind=kind).first() if kind else versions.first()

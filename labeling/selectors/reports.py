@@ -12,11 +12,13 @@ from collections import Counter
 
 import numpy as np
 from django.contrib.auth import get_user_model
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from labeling.adapters import embeddings_matrix
 from labeling.models import Image, ModelVersion, Project
 from labeling.selectors.labels import LabelSource, current_votes, human_labels
 from ml import agreement
+from ml.head import LinearHead
 
 
 def _label_arrays(project: Project) -> tuple[list[int], list[int], list[str], list[str]]:
@@ -117,10 +119,6 @@ def model_disagreements(*, project: Project, limit: int | None = None, threshold
     is fitted on the consensus labels in stratified folds over the active backbone's
     embeddings, and each item is scored by the fold that did not train on it.
     """
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
-    from ml.head import LinearHead
-
     backbone = ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.BACKBONE, is_active=True).first()
     if backbone is None:
         return []

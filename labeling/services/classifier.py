@@ -25,6 +25,7 @@ from labeling.models import ModelVersion, Project
 from labeling.services.features import FeatureSet, head_feature_set, version_label
 from labeling.services.rounds import head_load
 from labeling.services.training import image_backbone_load
+from ml.features import fuse
 from ml.quality import QualityConfig, decode_image
 
 
@@ -52,7 +53,6 @@ def classifier_predict(*, project: Project, files: list[PredictFile], head: Mode
     with one entry per file, in order.
     """
     from ml.backbones import embed
-    from ml.features import fuse
 
     limit = settings.VEIL_PREDICT_MAX_FILES
     if not files:

@@ -27,13 +27,7 @@ from labeling.errors import ApplicationError
 from labeling.models import Image, Job, Project, QueueItem
 from labeling.selectors.images import image_metadata
 from labeling.selectors.labels import LabelSource, final_labels_walk, labeled_images
-from labeling.services.jobs import (
-    failure_recorded,
-    job_create,
-    job_progress,
-    job_start,
-    job_succeed,
-)
+from labeling.services.jobs import job_create, job_progress, job_start, job_succeed
 from labeling.services.media import media_open
 
 FORMATS = ("jsonl", "csv", "imagefolder", "huggingface", "labelstudio")
@@ -291,33 +285,32 @@ def export_run(*, job_id: int, image_url: Callable[[ImageRow], str] | None = Non
     job = Job.objects.select_related("project").filter(pk=job_id, kind=Job.Kind.EXPORT).first()
     if job is None or job.status == Job.Status.SUCCEEDED:
         return None
-    with failure_recorded(job.pk):
-        project, fmt = job.project, job.params["format"]
-        filters = ExportFilters.from_dict(project, job.params["filters"])
-        total = _images(project, filters).count()
-        job_start(job=job, total=total)
-        counted = {"rows": 0}
+    project, fmt = job.project, job.params["format"]
+    filters = ExportFilters.from_dict(project, job.params["filters"])
+    total = _images(project, filters).count()
+    job_start(job=job, total=total)
+    counted = {"rows": 0}
 
-        def rows_counted():
-            for row in export_rows(project=project, filters=filters):
-                counted["rows"] += 1
-                if counted["rows"] % 500 == 0:
-                    job_progress(job=job, done=counted["rows"])
-                yield row
+    def rows_counted():
+        for row in export_rows(project=project, filters=filters):
+            counted["rows"] += 1
+            if counted["rows"] % 500 == 0:
+                job_progress(job=job, done=counted["rows"])
+            yield row
 
-        rows = rows_counted()
-        url = image_url or (lambda image: f"/images/{image.pk}/original/")
-        with tempfile.TemporaryFile() as handle:
-            if fmt in ARCHIVE_FORMATS:
-                write_archive(rows, fmt, handle)
-            else:
-                lines = {"jsonl": jsonl_lines, "csv": csv_lines}.get(fmt)
-                for chunk in lines(rows) if lines else labelstudio_chunks(rows, image_url=url):
-                    handle.write(chunk.encode())
-            handle.seek(0)
-            name = default_storage.save(
-                f"exports/{project.slug}/{job.pk}/{project.slug}-{job.pk}.{EXTENSIONS[fmt]}", File(handle)
-            )
-        job.total = counted["rows"]
-        job_succeed(job=job, result={"file": name, "format": fmt, "rows": counted["rows"]})
+    rows = rows_counted()
+    url = image_url or (lambda image: f"/images/{image.pk}/original/")
+    with tempfile.TemporaryFile() as handle:
+        if fmt in ARCHIVE_FORMATS:
+            write_archive(rows, fmt, handle)
+        else:
+            lines = {"jsonl": jsonl_lines, "csv": csv_lines}.get(fmt)
+            for chunk in lines(rows) if lines else labelstudio_chunks(rows, image_url=url):
+                handle.write(chunk.encode())
+        handle.seek(0)
+        name = default_storage.save(
+            f"exports/{project.slug}/{job.pk}/{project.slug}-{job.pk}.{EXTENSIONS[fmt]}", File(handle)
+        )
+    job.total = counted["rows"]
+    job_succeed(job=job, result={"file": name, "format": fmt, "rows": counted["rows"]})
     return name

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from labeling.adapters import embeddings_matrix
+from labeling.errors import ApplicationError
 from labeling.models import Embedding, ModelVersion, Project
+from ml.features import fuse, fused_name
 
 MAX_IMAGE_BACKBONES = 3
 """Image backbones compared at most: the default, the active one and the newest others."""
@@ -46,8 +48,6 @@ class FeatureSet:
 
     @property
     def name(self) -> str:
-        from ml.features import fused_name
-
         return fused_name([version_label(v) for v in self.versions])
 
     @property
@@ -68,8 +68,6 @@ def feature_set_of(pks: Sequence[int]) -> FeatureSet:
     versions = {v.pk: v for v in ModelVersion.objects.filter(pk__in=list(pks))}
     missing = [pk for pk in pks if pk not in versions]
     if missing:
-        from labeling.errors import ApplicationError
-
         raise ApplicationError(f"Embedding versions {missing} of this head no longer exist.",
                                code="features_missing")
     return FeatureSet(tuple(versions[pk] for pk in pks))
@@ -125,8 +123,6 @@ def feature_matrix(feature_set: FeatureSet, image_ids: Sequence[int] | None = No
 
     Returns ids (n,) int64 and X (n, d) float32; both empty when nothing is embedded.
     """
-    from ml.features import fuse
-
     wanted = None if image_ids is None else np.asarray(list(image_ids), dtype=np.int64)
     if wanted is not None and len(wanted) > MAX_LISTED_IDS:
         image_ids = None  # read every vector and keep the wanted ones: the list would not fit a statement

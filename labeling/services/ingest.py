@@ -38,6 +38,8 @@ from django.db import transaction
 from labeling.errors import ApplicationError
 from labeling.models import Category, Image, ImportIssue, Job, Project
 from labeling.services import media
+from labeling.services.jobs import job_create, job_progress, job_start, job_succeed
+from labeling.services.pipeline import after_import
 from labeling.services.sources import ImportSource, RefusedFile, SourceFile
 from labeling.services.uploads import upload_problem
 from ml.hashing import HashIndex, from_signed64, hamming, to_signed64
@@ -280,6 +282,7 @@ def _import_batch(
         state.index.add_many([h for h, _ in batch_hashes], [image for _, image in batch_hashes])
 
     written: list[str] = []
+    committed = False
     try:
         with transaction.atomic():
             Image.objects.bulk_create(accepted)
@@ -291,9 +294,10 @@ def _import_batch(
             for name, data in files:
                 if media.media_write(name, data):
                     written.append(name)
-    except BaseException:
-        media.media_delete(written)
-        raise
+        committed = True
+    finally:
+        if not committed:  # the batch's rows rolled back: its new files go too
+            media.media_delete(written)
     summary.counts.update(outcomes)
     return len(batch)
 
@@ -356,8 +360,6 @@ def import_job_create(
     ``paths`` are folders or archives on the worker's disk; ``uploads`` are Django
     ``UploadedFile`` objects (images or zip archives) from the UI or the API.
     """
-    from labeling.services.jobs import job_create
-
     if not paths and not uploads:
         raise ApplicationError("Nothing to import: give at least one file.", code="no_files", extra={"field": "files"})
     formats = QualityConfig.from_dict(project.quality).formats
@@ -371,13 +373,15 @@ def import_job_create(
                     "labels_from_folders": labels_from_folders},
         )
         stored = []
+        saved = False
         try:
             for upload in uploads:
                 name = f"uploads/{job.pk}/{len(stored):04d}-{Path(upload.name).name}"
                 stored.append(default_storage.save(name, upload))
-        except BaseException:
-            media.media_delete(stored)
-            raise
+            saved = True
+        finally:
+            if not saved:  # the job's row rolls back: the files saved so far go too
+                media.media_delete(stored)
         job.params["uploads"] = stored
         job.save(update_fields=["params"])
     return job
@@ -403,8 +407,6 @@ def import_job_run(
     ``then="queue"`` queues the embedding jobs for the workers, ``"inline"`` runs them
     here (the command line, the demo), ``"none"`` leaves them.
     """
-    from labeling.services.jobs import job_fail, job_progress, job_start, job_succeed
-
     if then not in ("queue", "inline", "none"):
         raise ValueError(f"then must be 'queue', 'inline' or 'none', got {then!r}")
     job = Job.objects.select_related("project").filter(pk=job_id, kind=Job.Kind.IMPORT).first()
@@ -420,17 +422,11 @@ def import_job_run(
         if progress:
             progress(done, total, counts)
 
-    try:
-        summary = _run(job, report, workers)
-    except BaseException as exc:
-        job_fail(job_id=job.pk, error=f"{type(exc).__name__}: {exc}")
-        raise
+    summary = _run(job, report, workers)
     job.counts = summary.as_dict()
     job_succeed(job=job, result={"summary": summary.as_dict()})
     media.media_delete(job.params.get("uploads", []))
     if then != "none":
-        from labeling.services.pipeline import after_import
-
         after_import(project=job.project, inline=then == "inline")
     return summary
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from contextlib import contextmanager
 
 from django.utils import timezone
 
@@ -49,34 +47,9 @@ def job_succeed(*, job: Job, result: dict | None = None) -> None:
 
 
 def job_fail(*, job_id: int, error: str) -> None:
-    """Mark a job failed; used from task failure handlers, so it takes an id."""
+    """Mark a job failed; called by ``JobTask.on_failure`` alone, so it takes an id."""
     updated = Job.objects.filter(pk=job_id).exclude(status=Job.Status.SUCCEEDED).update(
         status=Job.Status.FAILED, error=error[:5000], finished=timezone.now()
     )
     if not updated:
         logger.warning("job %s not marked failed: missing or already finished", job_id)
-
-
-def progress_reporter(job: Job, *, every: int = 1) -> Callable[[int, int, dict | None], None]:
-    """A callback that writes progress to the job at most every ``every`` items."""
-    last = {"done": -every}
-
-    def report(done: int, total: int, counts: dict | None = None) -> None:
-        if done - last["done"] >= every or done == total:
-            last["done"] = done
-            job_progress(job=job, done=done, total=total, counts=counts)
-
-    return report
-
-
-
-
-
-@contextmanager
-def failure_recorded(job_id: int):
-    """Mark the job failed, with the error, if the block raises; then re-raise."""
-    try:
-        yield
-    except BaseException as exc:
-        job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
-        raise

@@ -29,9 +29,9 @@ def after_import(*, project: Project, inline: bool = False) -> list[Job]:
         backbone_default,
         embed_job_create,
         embed_job_submit,
-        embed_run,
         text_model_get_or_create,
     )
+    from labeling.tasks import embed_task
 
     if not project.auto_start:
         return []
@@ -48,7 +48,7 @@ def after_import(*, project: Project, inline: bool = False) -> list[Job]:
             continue  # a queued job embeds whatever is missing when it runs
         if inline:
             job = embed_job_create(project=project, model_version=version)
-            embed_run(job_id=job.pk)
+            embed_task.run_inline(job.pk)
         else:
             job = embed_job_submit(project=project, model_version=version)
         jobs.append(job)

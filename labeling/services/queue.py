@@ -39,6 +39,7 @@ from labeling.models import (
     Reveal,
     Round,
 )
+from labeling.services.rounds import round_complete
 from labeling.services.wellbeing import activity_record, wellbeing_status
 
 
@@ -353,8 +354,6 @@ def _after_label(item: QueueItem) -> None:
     Round.objects.select_for_update().filter(pk=item.round_id).values_list("pk", flat=True).first()
     if _open_items(item.round.project).filter(round=item.round, is_gold=False).exists():
         return
-    from labeling.services.rounds import round_complete
-
     round_complete(round_id=item.round_id)
 
 

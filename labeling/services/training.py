@@ -25,7 +25,8 @@ from django.utils import timezone
 from labeling.adapters import StoredImages, accepted_images, vector_to_bytes
 from labeling.errors import ApplicationError
 from labeling.models import Embedding, Image, Job, ModelVersion, Project
-from labeling.services.jobs import job_create, job_fail, job_progress, job_start, job_succeed
+from labeling.services.jobs import job_create, job_progress, job_start, job_succeed
+from labeling.services.pipeline import after_embed
 
 logger = logging.getLogger(__name__)
 
@@ -94,33 +95,29 @@ def pretrain_run(*, job_id: int, progress: Callable[[int, int | None, float], No
         if progress:
             progress(step, total, loss)
 
-    try:
-        result = pretrain(
-            StoredImages(images), config=config, out_dir=work,
-            max_steps=params.get("steps"), max_minutes=params.get("minutes"), epochs=params.get("epochs"),
-            checkpoint_every=50, resume=True, progress=report, num_workers=num_workers,
-            init_backbone=params.get("init_checkpoint") or None,
+    result = pretrain(
+        StoredImages(images), config=config, out_dir=work,
+        max_steps=params.get("steps"), max_minutes=params.get("minutes"), epochs=params.get("epochs"),
+        checkpoint_every=50, resume=True, progress=report, num_workers=num_workers,
+        init_backbone=params.get("init_checkpoint") or None,
+    )
+    with transaction.atomic():
+        version = ModelVersion.objects.create(
+            project=job.project, kind=ModelVersion.Kind.BACKBONE, name="vit",
+            config={**config.to_dict(), "preset": params["config"], "images": len(images),
+                    "init_checkpoint": params.get("init_checkpoint")},
+            loss_curve=[[step, round(loss, 6)] for step, loss in result.loss_curve],
+            metrics={"steps": result.steps, "total_steps": result.total_steps,
+                     "seconds": round(result.seconds, 2), "device": result.device,
+                     "resumed_from": result.resumed_from},
         )
-        with transaction.atomic():
-            version = ModelVersion.objects.create(
-                project=job.project, kind=ModelVersion.Kind.BACKBONE, name="vit",
-                config={**config.to_dict(), "preset": params["config"], "images": len(images),
-                        "init_checkpoint": params.get("init_checkpoint")},
-                loss_curve=[[step, round(loss, 6)] for step, loss in result.loss_curve],
-                metrics={"steps": result.steps, "total_steps": result.total_steps,
-                         "seconds": round(result.seconds, 2), "device": result.device,
-                         "resumed_from": result.resumed_from},
-            )
-            version.artifact = _store_artifact(result.backbone_path, f"models/{job.project.slug}/{version.pk}/backbone.pt")
-            version.save(update_fields=["artifact"])
-            model_version_activate(version=version)
-            job.total = result.total_steps
-            job.done = result.steps
-            job_succeed(job=job, result={"model_version": version.pk, "steps": result.steps,
-                                         "final_loss": result.loss_curve[-1][1] if result.loss_curve else None})
-    except BaseException as exc:
-        job_fail(job_id=job.pk, error=f"{type(exc).__name__}: {exc}")
-        raise
+        version.artifact = _store_artifact(result.backbone_path, f"models/{job.project.slug}/{version.pk}/backbone.pt")
+        version.save(update_fields=["artifact"])
+        model_version_activate(version=version)
+        job.total = result.total_steps
+        job.done = result.steps
+        job_succeed(job=job, result={"model_version": version.pk, "steps": result.steps,
+                                     "final_loss": result.loss_curve[-1][1] if result.loss_curve else None})
     shutil.rmtree(work, ignore_errors=True)
     if then_embed:
         embed_job_submit(project=job.project, user=job.created_by, model_version=version)
@@ -190,37 +187,30 @@ def embed_run(*, job_id: int, batch_size: int = 32, progress: Callable[[int, int
         return 0
     version = ModelVersion.objects.filter(pk=job.params["model_version"]).first()
     if version is None:
-        job_fail(job_id=job.pk, error="The model version to embed with no longer exists.")
-        return 0
-    try:
-        missing = list(
-            accepted_images(job.project_id).exclude(embeddings__model_version=version)
-            .values_list("pk", "original", "ocr_text")
-        )
-        job_start(job=job, total=len(missing))
-        written = 0
-        if missing:
-            embed_chunk = _text_embedder(version) if version.kind == ModelVersion.Kind.TEXT else _image_embedder(
-                version, batch_size)
-            for start in range(0, len(missing), EMBED_CHUNK):
-                chunk = missing[start:start + EMBED_CHUNK]
-                vectors = embed_chunk(chunk)
-                Embedding.objects.bulk_create(
-                    [Embedding(image_id=pk, model_version=version, vector=vector_to_bytes(v))
-                     for (pk, _, _), v in zip(chunk, vectors, strict=True)],
-                    ignore_conflicts=True,
-                )
-                written += len(chunk)
-                job_progress(job=job, done=written, total=len(missing))
-                if progress:
-                    progress(written, len(missing))
-        job_succeed(job=job, result={"model_version": version.pk, "embedded": written,
-                                     "finished": timezone.now().isoformat()})
-    except BaseException as exc:
-        job_fail(job_id=job.pk, error=f"{type(exc).__name__}: {exc}")
-        raise
-    from labeling.services.pipeline import after_embed
-
+        raise ApplicationError("The model version to embed with no longer exists.", code="not_found")
+    missing = list(
+        accepted_images(job.project_id).exclude(embeddings__model_version=version)
+        .values_list("pk", "original", "ocr_text")
+    )
+    job_start(job=job, total=len(missing))
+    written = 0
+    if missing:
+        embed_chunk = _text_embedder(version) if version.kind == ModelVersion.Kind.TEXT else _image_embedder(
+            version, batch_size)
+        for start in range(0, len(missing), EMBED_CHUNK):
+            chunk = missing[start:start + EMBED_CHUNK]
+            vectors = embed_chunk(chunk)
+            Embedding.objects.bulk_create(
+                [Embedding(image_id=pk, model_version=version, vector=vector_to_bytes(v))
+                 for (pk, _, _), v in zip(chunk, vectors, strict=True)],
+                ignore_conflicts=True,
+            )
+            written += len(chunk)
+            job_progress(job=job, done=written, total=len(missing))
+            if progress:
+                progress(written, len(missing))
+    job_succeed(job=job, result={"model_version": version.pk, "embedded": written,
+                                 "finished": timezone.now().isoformat()})
     after_embed(project=job.project)
     return written
 

@@ -21,6 +21,7 @@ from labeling.selectors.images import import_summary
 from labeling.services import ingest, sources
 from labeling.services.ingest import import_job_create, import_job_run
 from labeling.services.projects import project_create
+from labeling.tasks import import_task
 from ml.outcomes import ImportOutcome
 from tests import imagefiles as f
 
@@ -298,7 +299,7 @@ def test_crash_halfway_leaves_whole_batches_and_no_orphan_files(project, tmp_pat
     monkeypatch.setattr(ingest.media, "media_write", failing_write)
     job = import_job_create(project=project, paths=[str(folder)])
     with pytest.raises(OSError, match="disk full"):
-        import_job_run(job_id=job.pk)
+        import_task.run_inline(job.pk)
 
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and "disk full" in job.error

@@ -8,9 +8,10 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from labeling.models import Job, Membership, Project, Round
-from labeling.services.ingest import import_job_create, import_job_run
+from labeling.services.ingest import import_job_create
 from labeling.services.projects import membership_set, project_create
 from labeling.services.rounds import round_start_initial
+from labeling.tasks import import_task
 
 DEMO_DIR = Path(settings.BASE_DIR) / "demo"
 
@@ -46,8 +47,8 @@ class Command(BaseCommand):
             project=demo, paths=[str(DEMO_DIR / "images")], source="demo", labels_from_folders=True,
         )
         # Embedding runs here too, so round 0 is chosen on real embeddings before the server starts.
-        summary = import_job_run(job_id=job.pk, then="inline")
-        counts = ", ".join(f"{k} {v}" for k, v in summary.as_dict().items() if v)
+        summary = import_task.run_inline(job.pk, then="inline")
+        counts = ", ".join(f"{k} {v}" for k, v in summary.items() if v)
         self.stdout.write(f"Imported the demo images into project {demo.slug!r}: {counts}.")
         embedded = Job.objects.filter(project=demo, kind=Job.Kind.EMBED, status=Job.Status.SUCCEEDED).first()
         if embedded is not None:

@@ -6,7 +6,8 @@ from tqdm import tqdm
 
 from labeling.errors import ApplicationError
 from labeling.models import Project
-from labeling.services.training import backbone_register, embed_job_create, embed_run
+from labeling.services.training import backbone_register, embed_job_create
+from labeling.tasks import embed_task
 
 
 class Command(BaseCommand):
@@ -39,7 +40,7 @@ class Command(BaseCommand):
             bar.update(done - bar.n)
 
         try:
-            written = embed_run(job_id=job.pk, batch_size=batch_size, progress=progress)
+            written = embed_task.run_inline(job.pk, batch_size=batch_size, progress=progress)
         finally:
             bar.close()
         summary = {"project": project_obj.slug, "model_version": job.params["model_version"], "embedded": written}

@@ -1,12 +1,14 @@
 import json
 import sys
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from labeling.models import Job, Round
-from labeling.services.ingest import import_job_run
+from labeling.services.ingest import import_job_create
 from labeling.services.projects import project_get_or_create
+from labeling.tasks import import_task
 
 
 class Command(BaseCommand):
@@ -29,10 +31,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, path, project, source, labels_from_folders, workers, wait, **options):
         as_json = options["json"]
-        from pathlib import Path
-
-        from labeling.services.ingest import import_job_create
-
         if not Path(path).exists():
             raise CommandError(f"{path}: no such file or folder")
         project_obj, created = project_get_or_create(slug=project)
@@ -49,11 +47,11 @@ class Command(BaseCommand):
             bar.update(done - bar.n)
 
         try:
-            summary = import_job_run(job_id=job.pk, workers=workers, progress=progress,
-                                     then="inline" if wait else "queue")
+            summary = import_task.run_inline(job.pk, workers=workers, progress=progress,
+                                             then="inline" if wait else "queue")
         finally:
             bar.close()
-        result = {"project": project_obj.slug, "job": job.pk, **summary.as_dict()}
+        result = {"project": project_obj.slug, "job": job.pk, **summary}
         follow = Job.objects.filter(project=project_obj, kind=Job.Kind.EMBED, pk__gt=job.pk).order_by("pk")
         result["embed_jobs"] = [{"job": j.pk, "model": j.params.get("model"), "status": j.status} for j in follow]
         opened = Round.objects.filter(project=project_obj).order_by("number").first()
@@ -61,7 +59,7 @@ class Command(BaseCommand):
         if as_json:
             self.stdout.write(_dumps(result))
         else:
-            for key, value in summary.as_dict().items():
+            for key, value in summary.items():
                 if value or key in ("total", "accepted"):
                     self.stdout.write(f"{key:>16}: {value}")
             for follow_job in result["embed_jobs"]:

@@ -5,14 +5,9 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from labeling.errors import ApplicationError
-from labeling.models import Project
-from labeling.services.training import (
-    CONFIGS,
-    embed_job_create,
-    embed_run,
-    pretrain_job_create,
-    pretrain_run,
-)
+from labeling.models import ModelVersion, Project
+from labeling.services.training import CONFIGS, embed_job_create, pretrain_job_create
+from labeling.tasks import embed_task, pretrain_task
 
 
 class Command(BaseCommand):
@@ -50,13 +45,14 @@ class Command(BaseCommand):
             bar.update(step - bar.n)
 
         try:
-            version = pretrain_run(job_id=job.pk, progress=progress, num_workers=workers)
+            version_pk = pretrain_task.run_inline(job.pk, progress=progress, num_workers=workers, then_embed=False)
         finally:
             bar.close()
+        version = ModelVersion.objects.get(pk=version_pk)
         summary = {"project": project_obj.slug, "model_version": version.pk, "artifact": version.artifact,
                    **version.metrics, "final_loss": version.loss_curve[-1][1] if version.loss_curve else None}
         if not no_embed:
-            summary["embedded"] = embed_run(job_id=embed_job_create(project=project_obj, model_version=version).pk)
+            summary["embedded"] = embed_task.run_inline(embed_job_create(project=project_obj, model_version=version).pk)
         if options["json"]:
             self.stdout.write(json.dumps(summary))
         else:
