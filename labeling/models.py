@@ -480,6 +480,16 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.project.slug} {self.kind} #{self.pk}"
 
+    @property
+    def short_name(self) -> str:
+        """A short, stable name for a backbone or text model version, used in feature-set names."""
+        if self.kind == self.Kind.TEXT:
+            return "text"
+        if self.name == "efficientnet-lite0":
+            return self.name
+        preset = self.config.get("preset")
+        return f"msn-{preset}-{self.pk}" if preset else f"{self.name or 'vit'}-{self.pk}"
+
 
 class Embedding(models.Model):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="embeddings")

@@ -31,7 +31,6 @@ from labeling.models import (
 )
 from labeling.selectors.images import class_balance
 from labeling.selectors.labels import final_labels_of, human_labeled_images
-from labeling.services.features import version_label
 
 DASHBOARD_JOB_KINDS = (Job.Kind.IMPORT, Job.Kind.PRETRAIN, Job.Kind.EMBED, Job.Kind.RETRAIN)
 MAP_MAX_POINTS = 2000
@@ -104,7 +103,7 @@ def backbones_overview(*, project: Project) -> dict:
     versions = ModelVersion.objects.filter(
         project=project, kind__in=[ModelVersion.Kind.BACKBONE, ModelVersion.Kind.TEXT]).order_by("kind", "pk")
     rows = [
-        {"version": v, "label": version_label(v), "kind": v.get_kind_display(),
+        {"version": v, "label": v.short_name, "kind": v.get_kind_display(),
          "source": v.config.get("source") or (f"MSN {v.config['preset']} on this pool" if v.config.get("preset") else ""),
          "embedded": counts.get(v.pk, 0), "accepted": accepted, "active": v.is_active, "used": v.pk in used}
         for v in versions
