@@ -27,15 +27,18 @@ shared machine; the load average is printed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "clothing-small"
+import torch
+
+from bench import harness
+from ml.backbones import ImageDataset, default_num_workers, embed, load_image_backbone
+from ml.msn import MSNConfig, headless_vit, save_backbone
+
+DEFAULT_DATA = harness.ROOT.parent / "shared" / "datasets" / "clothing-small"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 BACKBONE_CHOICES = ("efficientnet-lite0", "msn-tiny", "vit-s16")
 
@@ -48,11 +51,6 @@ def image_files(data: Path, limit: int) -> list[Path]:
 
 def load_backbone(name: str, tmp: Path):
     """The ``ml.backbones.ImageBackbone`` called ``name`` (see the module docstring)."""
-    import torch
-
-    from ml.backbones import load_image_backbone
-    from ml.msn import MSNConfig, headless_vit, save_backbone
-
     if name == "efficientnet-lite0":
         return load_image_backbone(name)
     config = MSNConfig.preset("tiny" if name == "msn-tiny" else "vit-s16")
@@ -66,41 +64,31 @@ def load_backbone(name: str, tmp: Path):
 
 def forward_rate(backbone, files: list[Path], batch_size: int) -> float:
     """Images per second of ``backbone.module`` on preprocessed batches (CPU)."""
-    import torch
-
-    from ml.backbones import ImageDataset
-
     dataset = ImageDataset([str(p) for p in files], backbone.preprocess)
     tensors = torch.stack([dataset[i] for i in range(len(dataset))])
     batches = list(torch.split(tensors, batch_size))
     module = backbone.module.cpu().eval()
     with torch.inference_mode():
         module(batches[0])
-        start = time.perf_counter()
-        for batch in batches:
-            module(batch)
-        seconds = time.perf_counter() - start
-    return len(files) / seconds
+        with harness.timed() as timing:
+            for batch in batches:
+                module(batch)
+    return len(files) / timing.wall
 
 
 def pipeline_rate(backbone, files: list[Path], batch_size: int, workers: int | None) -> float:
     """Images per second of ``ml.backbones.embed`` on the file paths."""
-    from ml.backbones import embed
-
     paths = [str(p) for p in files]
     embed(backbone, paths[:batch_size], batch_size=batch_size, device="cpu", num_workers=0)
-    start = time.perf_counter()
-    rows = embed(backbone, paths, batch_size=batch_size, device="cpu", num_workers=workers)
-    seconds = time.perf_counter() - start
+    with harness.timed() as timing:
+        rows = embed(backbone, paths, batch_size=batch_size, device="cpu", num_workers=workers)
     assert rows.shape == (len(files), backbone.dim)
-    return len(files) / seconds
+    return len(files) / timing.wall
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+def arguments() -> argparse.ArgumentParser:
+    parser = harness.parser(__doc__)
+    harness.add_data(parser, default=DEFAULT_DATA)
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -116,20 +104,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--backbones", nargs="+", choices=BACKBONE_CHOICES, default=list(BACKBONE_CHOICES)
     )
-    args = parser.parse_args(argv)
+    return parser
 
-    import torch
 
-    from ml.backbones import default_num_workers
-
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    files = image_files(args.data, args.images)
-    if not files:
-        parser.error(f"no image files under {args.data}")
+def run(args: argparse.Namespace, files: list[Path]) -> dict:
+    """Pipeline and forward rates of each backbone on ``files``; prints the table and
+    returns the figures."""
     default_workers = default_num_workers(len(files))
     worker_counts = args.workers or [None]
-    load = os.getloadavg()
+    load = harness.load_average()
     print(
         f"data: {len(files)} files from {args.data}; machine: {os.cpu_count()} cores, "
         f"load average {load[0]:.2f}; torch {torch.__version__}, "
@@ -172,12 +155,22 @@ def main(argv: list[str] | None = None) -> dict:
             "batch_size": args.batch_size,
             "repeats": args.repeats,
             "cpu_count": os.cpu_count(),
-            "load_average": [round(x, 2) for x in load],
+            "load_average": harness.rounded(load),
         }
     )
-    figures["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    print(json.dumps(figures))
+    figures["load_average_end"] = harness.rounded(harness.load_average())
     return figures
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = arguments()
+    args = harness.parse(parser, argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    files = image_files(args.data, args.images)
+    if not files:
+        parser.error(f"no image files under {args.data}")
+    return harness.emit(run(args, files))
 
 
 if __name__ == "__main__":

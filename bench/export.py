@@ -21,6 +21,8 @@ import tempfile
 import time
 import tracemalloc
 
+from bench import harness
+
 
 def setup_django(database_url: str | None) -> None:
     scratch = tempfile.mkdtemp(prefix="veil-bench-export-")
@@ -91,9 +93,9 @@ def timed_export(project, limit: int) -> tuple[float, float, int]:
     Time and memory come from two runs: tracemalloc slows allocation-heavy code several
     times over, so the timed run goes without it.
     """
-    start = time.perf_counter()
-    rows = _export(project, limit)
-    seconds = time.perf_counter() - start
+    with harness.timed() as timing:
+        rows = _export(project, limit)
+    seconds = timing.wall
     tracemalloc.start()
     _export(project, limit)
     _, peak = tracemalloc.get_traced_memory()
@@ -105,26 +107,27 @@ def baseline(project) -> float:
     """Seconds for a bare read of the same rows, one JSON line each."""
     from labeling.models import Image
 
-    start = time.perf_counter()
-    with open(os.devnull, "w") as sink:
+    with harness.timed() as timing, open(os.devnull, "w") as sink:
         for row in Image.objects.filter(project=project).order_by("pk").values(
             "pk", "name", "source", "width", "height", "size_bytes", "quality_score", "split", "sha256"
         ).iterator(chunk_size=2000):
             sink.write(json.dumps(row) + "\n")
-    return time.perf_counter() - start
+    return timing.wall
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments() -> argparse.ArgumentParser:
+    parser = harness.parser(__doc__)
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
-    args = parser.parse_args(argv)
-    setup_django(args.database_url)
+    return parser
 
-    start = time.perf_counter()
-    project = build_project(args.images)
-    print(f"built a labeled project of {args.images:,} images in {time.perf_counter() - start:.1f} s")
+
+def run(args: argparse.Namespace) -> dict:
+    """The small and the full export against the bare read; prints and returns the figures."""
+    with harness.timed() as built:
+        project = build_project(args.images)
+    print(f"built a labeled project of {args.images:,} images in {built.wall:.1f} s")
 
     small_seconds, small_peak, small_rows = timed_export(project, args.small)
     seconds, peak, rows = timed_export(project, 0)
@@ -136,12 +139,16 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"bare read + json.dumps of the same rows: {bare:.2f} s ({rows / bare:,.0f} rows/s); "
           f"export/bare time ratio {seconds / bare:.2f}")
     print(f"peak memory growth from {args.small:,} to {args.images:,} images: {growth:.1f} MB")
-    result = {"images": args.images, "rows": rows, "seconds": round(seconds, 3),
-              "baseline_seconds": round(bare, 3), "ratio_to_baseline": round(seconds / bare, 3),
-              "peak_mb_small": round(small_peak, 2), "peak_mb_full": round(peak, 2),
-              "memory_growth_mb": round(growth, 2)}
-    print(json.dumps(result))
-    return result
+    return {"images": args.images, "rows": rows, "seconds": round(seconds, 3),
+            "baseline_seconds": round(bare, 3), "ratio_to_baseline": round(seconds / bare, 3),
+            "peak_mb_small": round(small_peak, 2), "peak_mb_full": round(peak, 2),
+            "memory_growth_mb": round(growth, 2)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = harness.parse(arguments(), argv)
+    setup_django(args.database_url)
+    return harness.emit(run(args))
 
 
 if __name__ == "__main__":

@@ -45,11 +45,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
+import sys
 import time
 
 import numpy as np
 
+from bench import harness
 from ml import hash_kernels
 from ml.hashing import HashIndex
 
@@ -145,9 +146,9 @@ def run(
     )
 
     index = HashIndex(radius=radius)
-    start = time.perf_counter()
-    index.add_many(stored, range(n))
-    build_seconds = time.perf_counter() - start
+    with harness.timed() as build:
+        index.add_many(stored, range(n))
+    build_seconds = build.wall
 
     # Untimed warm-up on other hashes: first-call costs (lazy imports, first touch of the
     # scratch memory) are not look-up costs.
@@ -179,10 +180,10 @@ def run(
             for name, method in methods.items():
                 for b in members:
                     time.sleep(_PAUSE)
-                    wall, cpu = time.perf_counter(), time.process_time()
-                    found = method(batches[b])
-                    seconds[name] += time.perf_counter() - wall
-                    cpu_seconds[name] += time.process_time() - cpu
+                    with harness.timed() as timing:
+                        found = method(batches[b])
+                    seconds[name] += timing.wall
+                    cpu_seconds[name] += timing.cpu
                     results[name] += found
     finally:
         gc.enable()
@@ -224,17 +225,18 @@ def run(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments() -> argparse.ArgumentParser:
+    parser = harness.parser(__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--radius", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch", type=int, default=64)
-    args = parser.parse_args()
-    result = run(
-        n=args.n, queries=args.queries, radius=args.radius, seed=args.seed, batch=args.batch
-    )
+    return parser
+
+
+def report(result: dict) -> None:
+    """The per-method table and the speed-ups, for people."""
     print(f"{'us per look-up':<28}{'CPU':>10}{'wall':>10}")
     for label, cpu, wall in [
         ("linear scan, per query", "scan_per_query_us", None),
@@ -253,8 +255,14 @@ def main() -> None:
         f"wall-clock speedup {result['wall_lookup_speedup']}x; "
         f"{result['compiled_lookup_speedup']}x over the compiled scan"
     )
-    print(json.dumps(result))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = harness.parse(arguments(), argv)
+    result = run(n=args.n, queries=args.queries, radius=args.radius, seed=args.seed, batch=args.batch)
+    report(result)
+    return harness.emit(result)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -15,31 +15,31 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "clothing-small"
+import imagehash
+from PIL import Image, ImageOps
+
+from bench import harness, hash_lookup
+
+DEFAULT_DATA = harness.ROOT.parent / "shared" / "datasets" / "clothing-small"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 def bare_loop(files: list[Path]) -> float:
     """Seconds to decode and hash every file, one after another."""
-    import imagehash
-    from PIL import Image, ImageOps
-
-    start = time.perf_counter()
-    for path in files:
-        data = path.read_bytes()
-        hashlib.sha256(data).hexdigest()
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image.convert("RGB"))
-            imagehash.phash(image)
-    return time.perf_counter() - start
+    with harness.timed() as timing:
+        for path in files:
+            data = path.read_bytes()
+            hashlib.sha256(data).hexdigest()
+            with Image.open(path) as image:
+                image = ImageOps.exif_transpose(image.convert("RGB"))
+                imagehash.phash(image)
+    return timing.wall
 
 
 def import_run(data: Path, workers: int) -> tuple[float, dict]:
@@ -48,20 +48,21 @@ def import_run(data: Path, workers: int) -> tuple[float, dict]:
 
     project = project_create(slug=f"bench-{int(time.time())}")
     job = import_job_create(project=project, paths=[str(data)])
-    start = time.perf_counter()
-    summary = import_job_run(job_id=job.pk, workers=workers)
-    return time.perf_counter() - start, summary.as_dict()
+    with harness.timed() as timing:
+        summary = import_job_run(job_id=job.pk, workers=workers)
+    return timing.wall, summary.as_dict()
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+def arguments() -> argparse.ArgumentParser:
+    parser = harness.parser(__doc__)
+    harness.add_data(parser, default=DEFAULT_DATA)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--lookup-n", type=int, default=1_000_000)
-    args = parser.parse_args(argv)
-    if not args.data.is_dir():
-        parser.error(f"--data {args.data}: not a folder")
+    return parser
 
+
+def setup_django() -> None:
+    """Django on a throw-away SQLite database and media folder, migrated."""
     scratch = tempfile.mkdtemp(prefix="veil-bench-ingest-")
     os.environ["VEIL_VAR_DIR"] = scratch
     os.environ["DATABASE_URL"] = f"sqlite:///{scratch}/bench.sqlite3"
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> dict:
     django.setup()
     call_command("migrate", verbosity=0)
 
+
+def run(args: argparse.Namespace) -> dict:
+    """The import against the bare loop, then the index look-ups; prints and returns the figures."""
     files = sorted(p for p in args.data.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     for path in files:
         path.read_bytes()
@@ -89,14 +93,12 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"ingest ratio (import rate / bare rate): {import_rate / bare_rate:.2f}")
     print(f"outcomes: { {k: v for k, v in summary.items() if v} }")
 
-    from bench import hash_lookup
-
     lookup = hash_lookup.run(n=args.lookup_n)
     print(f"near-duplicate index over {lookup['n']:,} hashes: {lookup['index_us']:.1f} us per look-up, "
           f"linear scan {lookup['scan_us']:.1f} us, speed-up {lookup['lookup_speedup']:.0f}x "
           f"({lookup['compiled_lookup_speedup']:.0f}x over the compiled scan)")
 
-    result = {
+    return {
         "files": len(files),
         "bare_images_per_s": round(bare_rate, 2),
         "import_images_per_s": round(import_rate, 2),
@@ -110,8 +112,12 @@ def main(argv: list[str] | None = None) -> dict:
         "compiled_scan_us": lookup["compiled_scan_us"],
         "compiled_lookup_speedup": lookup["compiled_lookup_speedup"],
     }
-    print(json.dumps(result))
-    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = harness.parse(arguments(), argv)
+    setup_django()
+    return harness.emit(run(args))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ Timings swing with the load of a shared machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
@@ -39,7 +38,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,10 +45,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from bench import harness
 from ml import text as ml_text
+from ml.images import to_rgb
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "clothing-small"
+DEFAULT_DATA = harness.ROOT.parent / "shared" / "datasets" / "clothing-small"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 TESSERACT_PSMS = (3, 11)
@@ -206,7 +205,7 @@ def build_set(data: Path, n: int, folder: Path, seed: int = 0) -> tuple[list[Pat
         style = STYLES[i % len(STYLES)]
         caption = CAPTIONS[rng.randrange(len(CAPTIONS))]
         with Image.open(path) as photo:
-            image, truth = draw_caption(photo.convert("RGB"), caption, style, rng.choice(MEME_WIDTHS))
+            image, truth = draw_caption(to_rgb(photo), caption, style, rng.choice(MEME_WIDTHS))
         out = folder / f"meme-{i:03d}.jpg"
         image.save(out, quality=85)
         memes.append(out)
@@ -214,7 +213,7 @@ def build_set(data: Path, n: int, folder: Path, seed: int = 0) -> tuple[list[Pat
         styles.append(style.name)
     for i, path in enumerate(chosen[n:]):
         with Image.open(path) as photo:
-            photo = photo.convert("RGB")
+            photo = to_rgb(photo)
             width = rng.choice(MEME_WIDTHS)
             photo = photo.resize((width, max(1, round(photo.height * width / photo.width))), Image.LANCZOS)
         out = folder / f"photo-{i:03d}.jpg"
@@ -259,23 +258,23 @@ def run_rapidocr(paths: list[Path], detect_side: int) -> tuple[list[list[ml_text
     """Raw lines of every image and the seconds per image (decode, detect, recognise)."""
     engine = ml_text.ocr_engine(1, detect_side=detect_side)
     ml_text.recognise(ml_text.decode_for_ocr(paths[0], label=str(paths[0])), engine=engine)
-    start = time.perf_counter()
-    lines = [ml_text.recognise(ml_text.decode_for_ocr(p, label=str(p)), engine=engine) for p in paths]
-    return lines, (time.perf_counter() - start) / len(paths)
+    with harness.timed() as timing:
+        lines = [ml_text.recognise(ml_text.decode_for_ocr(p, label=str(p)), engine=engine) for p in paths]
+    return lines, timing.wall / len(paths)
 
 
 def run_tesseract(paths: list[Path], psm: int) -> tuple[list[str], float]:
     """Text of every image and the seconds per image (one process per image)."""
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
     outputs = []
-    start = time.perf_counter()
-    for path in paths:
-        done = subprocess.run(
-            ["tesseract", str(path), "stdout", "-l", "eng", "--psm", str(psm)],
-            capture_output=True, text=True, env=env, check=True,
-        )
-        outputs.append(" ".join(done.stdout.split()))
-    return outputs, (time.perf_counter() - start) / len(paths)
+    with harness.timed() as timing:
+        for path in paths:
+            done = subprocess.run(
+                ["tesseract", str(path), "stdout", "-l", "eng", "--psm", str(psm)],
+                capture_output=True, text=True, env=env, check=True,
+            )
+            outputs.append(" ".join(done.stdout.split()))
+    return outputs, timing.wall / len(paths)
 
 
 def engine_figures(meme_out, meme_s, plain_out, plain_s, truths) -> dict:
@@ -289,19 +288,20 @@ def engine_figures(meme_out, meme_s, plain_out, plain_s, truths) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+def arguments() -> argparse.ArgumentParser:
+    parser = harness.parser(__doc__)
+    harness.add_data(parser, default=DEFAULT_DATA)
     parser.add_argument("--images", type=int, default=40, help="memes, and as many plain photos")
     parser.add_argument("--detect-sides", default=str(ml_text.DETECT_SIDE),
                         help="comma-separated detector sizes for rapidocr; the first is reported as 'rapidocr'")
     parser.add_argument("--keep", type=Path, help="write the generated images here instead of a temporary folder")
-    args = parser.parse_args(argv)
-    if not args.data.is_dir():
-        parser.error(f"--data {args.data}: not a folder")
-    sides = [int(s) for s in args.detect_sides.split(",")]
+    return parser
 
-    load_before = os.getloadavg()
+
+def run(args: argparse.Namespace) -> dict:
+    """Both engines on generated memes and plain photos; prints and returns the figures."""
+    sides = [int(s) for s in args.detect_sides.split(",")]
+    load_before = harness.load_average()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="veil-bench-ocr-"))
     folder.mkdir(parents=True, exist_ok=True)
     memes, truths, style_names, plains = build_set(args.data, args.images, folder)
@@ -354,12 +354,16 @@ def main(argv: list[str] | None = None) -> dict:
               f"false text {row['false_text_photos']:.3f}")
     print("line score quantiles:", result["rapidocr_line_scores"])
 
-    result["load_avg_before"] = [round(x, 2) for x in load_before]
-    result["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
+    result["load_avg_before"] = harness.rounded(load_before)
+    result["load_avg_after"] = harness.rounded(harness.load_average())
     if args.keep is None:
         shutil.rmtree(folder, ignore_errors=True)
-    print(json.dumps(result))
     return result
+
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return harness.emit(run(harness.parse(arguments(), argv)))
 
 
 def sweep(meme_lines, plain_lines, truths) -> list[dict]:

@@ -66,7 +66,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import harness
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/veil_bench_queue"
 SLUG = "bench-queue"
 RETRIES = 5
@@ -237,7 +238,7 @@ def start_server(*, port: int, env: dict, args: argparse.Namespace, log: Path) -
         "--keep-alive", str(args.keep_alive), "--timeout", "60", "--log-level", "warning",
     ]
     handle = log.open("w")
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
+    return subprocess.Popen(command, cwd=harness.ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
                             start_new_session=True)
 
 
@@ -457,8 +458,8 @@ def check_invariants(moderators: list[Moderator], overlap: int) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments() -> argparse.ArgumentParser:
+    parser = harness.parser(__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--baseline-every", type=int, default=4,
                         help="after one answer in N, also time a baseline pair (0: never)")
@@ -483,7 +484,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reuse-db", action="store_true",
                         help="run on the database a --keep-db run left, labels and all, instead of building one")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Builds (or reuses) the database, serves it, runs the moderators; prints and returns the figures."""
 
     scratch = Path(tempfile.mkdtemp(prefix="veil-bench-queue-"))
     (scratch / "staticfiles").mkdir()
@@ -531,14 +536,14 @@ def main(argv: list[str] | None = None) -> dict:
         mods = [Moderator(u, t) for u, t in accounts]
         meter = CpuMeter(server, urlparse(args.database_url).path.lstrip("/"))
         client_before = time.process_time()
-        load_before = os.getloadavg()[0]
+        load_before = harness.load_average()[0]
         meter.start()
         queue_seconds = run_threads(
             moderate, [(m, port, args, categories, args.seed * 1000 + i) for i, m in enumerate(mods)]
         )
         meter.stop.set()
         meter.join()
-        load_after = os.getloadavg()[0]
+        load_after = harness.load_average()[0]
         client_cpu = time.process_time() - client_before
     finally:
         stop_server(server)
@@ -587,7 +592,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"p99 target 100 ms: {'met' if p99 <= 100 else 'NOT met'}; machine load average "
           f"{load_before:.1f} before, {load_after:.1f} after ({os.cpu_count()} cores)")
 
-    result = {
+    return {
         "p50_ms": round(p50, 2),
         "p99_ms": round(p99, 2),
         "labels_per_s": round(rate, 1),
@@ -615,8 +620,10 @@ def main(argv: list[str] | None = None) -> dict:
         "load_avg": round(max(load_before, load_after), 2),
         "server_cpu_ms_per_label": round((app_cpu + db_cpu) / max(labels, 1) * 1000, 2),
     }
-    print(json.dumps(result))
-    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return harness.emit(run(harness.parse(arguments(), argv)))
 
 
 if __name__ == "__main__":

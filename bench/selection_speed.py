@@ -19,17 +19,16 @@ isotropic noise, L2-normalised.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import sys
-import time
 
 import numpy as np
 import sklearn.cluster  # noqa: F401  imported up front so that no timing includes it
 from threadpoolctl import threadpool_info
 
-from ml.selection import covering_radius, kcenter_greedy, kcenter_greedy_exact
+from bench import harness
+from ml.selection.kcenter import covering_radius, kcenter_greedy, kcenter_greedy_exact
 
 
 def clustered_embeddings(
@@ -78,40 +77,43 @@ def rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments() -> argparse.ArgumentParser:
+    parser = harness.parser(__doc__)
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--d", type=int, default=384)
     parser.add_argument("--budget", type=int, default=1000)
     parser.add_argument("--clusters", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser
 
-    t0 = time.perf_counter()
-    X = clustered_embeddings(args.n, args.d, n_clusters=args.clusters, seed=args.seed)
+
+def run(args: argparse.Namespace) -> dict:
+    """Both greedy runs on one matrix; prints the figures and returns them."""
+    with harness.timed() as built:
+        X = clustered_embeddings(args.n, args.d, n_clusters=args.clusters, seed=args.seed)
     matrix_mb = X.nbytes / 2**20
     print(
         f"data: {args.n} x {args.d} float32 ({matrix_mb:.0f} MiB), L2-normalised two-level "
         f"Gaussian mixture of {args.clusters} clusters in 60 topics (clustered, not uniform "
-        f"random vectors), built in {time.perf_counter() - t0:.1f} s"
+        f"random vectors), built in {built.wall:.1f} s"
     )
     blas_threads = max(
         (pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"),
         default=1,
     )
-    load = os.getloadavg()[0]
+    load = harness.load_average()[0]
     print(f"machine: {os.cpu_count()} cores, load average {load:.2f}, BLAS threads {blas_threads}")
 
     rss_start = rss_mb()
-    t0 = time.perf_counter()
-    fast = kcenter_greedy(X, args.budget, random_state=args.seed)
-    seconds = time.perf_counter() - t0
+    with harness.timed() as fast_time:
+        fast = kcenter_greedy(X, args.budget, random_state=args.seed)
+    seconds = fast_time.wall
     rss_fast = peak_rss_mb()
     print(f"kcenter_greedy (lazy bounds, BLAS on 1 thread):    {seconds:8.2f} s")
 
-    t0 = time.perf_counter()
-    exact = kcenter_greedy_exact(X, args.budget, random_state=args.seed)
-    baseline_seconds = time.perf_counter() - t0
+    with harness.timed() as exact_time:
+        exact = kcenter_greedy_exact(X, args.budget, random_state=args.seed)
+    baseline_seconds = exact_time.wall
     print(
         f"kcenter_greedy_exact (plain loop, {blas_threads} BLAS threads): {baseline_seconds:8.2f} s"
     )
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{matrix_mb:.0f} MiB matrix (process total, Python and libraries included); "
         f"at most {rss_fast - rss_start:.0f} MiB above the {rss_start:.0f} MiB held before it"
     )
-    result = {
+    return {
         "benchmark": "selection_speed",
         "data": "clustered_gaussian_mixture",
         "n": args.n,
@@ -152,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": round(load, 2),
         "baseline_blas_threads": blas_threads,
     }
-    print(json.dumps(result))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = harness.parse(arguments(), argv)
+    harness.emit(run(args))
     return 0
 
 

@@ -11,6 +11,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from ml.outcomes import REASONS
+
 DEFAULT_TAXONOMY: tuple[dict, ...] = (
     {"key": "violence", "name": "Violence", "sensitive": True,
      "guideline": "Physical harm to people or animals, gore, fights, threats with injury."},
@@ -224,6 +226,10 @@ class Job(models.Model):
         return min(1.0, self.done / self.total)
 
 
+REASON_CHOICES = [(reason.value, reason.label) for reason in REASONS]
+"""Why an imported file was not accepted: :class:`ml.outcomes.ImportOutcome` as choices."""
+
+
 class Image(models.Model):
     class Status(models.TextChoices):
         ACCEPTED = "accepted", "Accepted"
@@ -246,7 +252,9 @@ class Image(models.Model):
     format = models.CharField(max_length=16, blank=True)
     quality_score = models.FloatField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices)
-    reason = models.CharField(max_length=32, blank=True, help_text="Outcome code for a file that was not accepted.")
+    reason = models.CharField(
+        max_length=32, blank=True, choices=REASON_CHOICES, help_text="Outcome code for a file that was not accepted."
+    )
     detail = models.CharField(max_length=500, blank=True)
     duplicate_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
@@ -472,6 +480,16 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.project.slug} {self.kind} #{self.pk}"
 
+    @property
+    def short_name(self) -> str:
+        """A short, stable name for a backbone or text model version, used in feature-set names."""
+        if self.kind == self.Kind.TEXT:
+            return "text"
+        if self.name == "efficientnet-lite0":
+            return self.name
+        preset = self.config.get("preset")
+        return f"msn-{preset}-{self.pk}" if preset else f"{self.name or 'vit'}-{self.pk}"
+
 
 class Embedding(models.Model):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="embeddings")
@@ -508,7 +526,7 @@ class ImportIssue(models.Model):
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="import_issues")
     name = models.CharField(max_length=1024)
-    reason = models.CharField(max_length=32)
+    reason = models.CharField(max_length=32, choices=REASON_CHOICES)
     detail = models.CharField(max_length=500, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 

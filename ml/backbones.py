@@ -19,7 +19,7 @@ Registry (:data:`BACKBONES`):
   shorter side resized to the ViT's ``image_size``, centre crop of that size, ImageNet
   mean and std; features are the final-norm class token or mean patch token.
 
-Images are decoded by :func:`ml.msn.open_rgb`, with JPEG draft decoding down to no less
+Images are decoded by :func:`ml.images.open_rgb`, with JPEG draft decoding down to no less
 than ``Preprocess.resize`` pixels a side (as Veil always has for ViT embeddings).
 """
 
@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import functional as TF
 
-from ml.msn import ImageInput, describe_item, open_rgb
+from ml.images import ImageInput, describe_item, open_rgb, to_rgb
 
 DEFAULT_BACKBONE = "efficientnet-lite0"
 
@@ -99,9 +99,7 @@ class Preprocess:
 
     def crop_image(self, image: Image.Image) -> Image.Image:
         """PIL image -> resized and centre-cropped RGB PIL image (crop x crop)."""
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        return TF.center_crop(TF.resize(image, self.resize), self.crop)
+        return TF.center_crop(TF.resize(to_rgb(image), self.resize), self.crop)
 
     def pixels(self, image: Image.Image) -> Tensor:
         """PIL image -> contiguous uint8 tensor (3, crop, crop): the cropped pixels."""

@@ -28,10 +28,10 @@ from torch import Tensor, nn
 from torchvision import transforms as T
 from torchvision.models.vision_transformer import VisionTransformer
 
+from ml.images import ImageInput
 from ml.msn import (
     BACKBONE_FORMAT,
     CHECKPOINT_FORMAT,
-    ImageInput,
     load_backbone,
     load_torch_file,
 )

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from ml.backbones import ImageBackbone, Preprocess
 from ml.head import LinearHead
-from ml.msn import ImageInput, describe_item, open_rgb
+from ml.images import ImageInput, describe_item, open_rgb
 
 EXPORT_FORMAT = "veil.classifier.export"
 CARD_FILENAME = "veil_card.json"

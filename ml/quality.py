@@ -1,12 +1,12 @@
 """Decoding and quality checks for uploaded image files.
 
 A rejected file is data, not an exception: :func:`decode_image` returns a reason code
-from :data:`REASONS` and a human-readable detail. The checks run in this order, and the
-first failure decides the reason:
+from :data:`REASONS` (values of :class:`ml.outcomes.ImportOutcome`) and a human-readable
+detail. The checks run in this order, and the first failure decides the reason:
 
 1. ``too_small``: fewer bytes than ``min_bytes`` (an empty file always).
 2. ``unsupported``: not a file Pillow identifies as one of the allowed ``formats``.
-3. ``too_large``: the header promises more than ``max_pixels`` pixels (or more than
+3. ``too_many_pixels``: the header promises more than ``max_pixels`` pixels (or more than
    Pillow's own ``Image.MAX_IMAGE_PIXELS``); decided before any pixel is decoded.
 4. ``corrupt``: ``verify()`` or the full decode fails (a truncated JPEG, bad CRCs).
 5. ``low_resolution``: narrower than ``min_width`` or lower than ``min_height`` once
@@ -32,7 +32,10 @@ from typing import Any
 import numpy as np
 from PIL import ExifTags, Image, ImageFile
 
-REASONS = ("too_small", "unsupported", "too_large", "corrupt", "low_resolution", "blank")
+from ml.images import to_rgb
+from ml.outcomes import QUALITY_REASONS, ImportOutcome
+
+REASONS = QUALITY_REASONS
 
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
 _IDENTIFY_ERRORS = (*_DECODE_ERRORS, TypeError)
@@ -47,8 +50,6 @@ _TRANSPOSE_FOR_ORIENTATION = {
     8: Image.Transpose.ROTATE_90,
 }
 _SIDEWAYS_ORIENTATIONS = frozenset({5, 6, 7, 8})
-_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-_WHITE = (255, 255, 255, 255)
 
 
 @dataclass(frozen=True)
@@ -140,27 +141,27 @@ def decode_image(
     covers a ``max_side`` x ``max_side`` thumbnail; the blank check then runs at that scale.
     """
     if not data or len(data) < config.min_bytes:
-        return None, "too_small", f"{len(data)} bytes; at least {max(config.min_bytes, 1)} needed"
+        return None, ImportOutcome.TOO_SMALL, f"{len(data)} bytes; at least {max(config.min_bytes, 1)} needed"
 
     try:
         opened = _identify(data, config.formats)
     except Image.DecompressionBombError as error:
-        return None, "too_large", str(error)
+        return None, ImportOutcome.TOO_MANY_PIXELS, str(error)
     if opened is None:
-        return None, "unsupported", _unsupported_detail(data, config.formats)
+        return None, ImportOutcome.UNSUPPORTED, _unsupported_detail(data, config.formats)
     image, fmt = opened
 
     width, height = image.size
     limit = _pixel_limit(config)
     if width * height > limit:
-        return None, "too_large", f"{width}x{height} is {width * height} pixels; at most {limit}"
+        return None, ImportOutcome.TOO_MANY_PIXELS, f"{width}x{height} is {width * height} pixels; at most {limit}"
 
     try:
         image, frames = _load(data, fmt, image, max_side)
     except Image.DecompressionBombError as error:
-        return None, "too_large", str(error)
+        return None, ImportOutcome.TOO_MANY_PIXELS, str(error)
     except _DECODE_ERRORS as error:
-        return None, "corrupt", f"{fmt} data cannot be decoded: {error}"
+        return None, ImportOutcome.CORRUPT, f"{fmt} data cannot be decoded: {error}"
 
     decoded = _oriented(image, fmt, frames, (width, height))
     reason, detail = _picture_problem(decoded, config)
@@ -185,7 +186,7 @@ def _oriented(image: ImageFile.ImageFile, fmt: str, frames: int, size: tuple[int
     ``size``: the (width, height) in the header, before orientation.
     """
     orientation = _orientation(image)
-    rgb = _to_rgb(image)
+    rgb = to_rgb(image)
     if orientation in _TRANSPOSE_FOR_ORIENTATION:
         rgb = rgb.transpose(_TRANSPOSE_FOR_ORIENTATION[orientation])
     width, height = size[::-1] if orientation in _SIDEWAYS_ORIENTATIONS else size
@@ -206,10 +207,10 @@ def _picture_problem(decoded: Decoded, config: QualityConfig) -> tuple[str | Non
     width, height = decoded.width, decoded.height
     if width < config.min_width or height < config.min_height:
         need = f"{config.min_width}x{config.min_height}"
-        return "low_resolution", f"{width}x{height} pixels; at least {need} needed"
+        return ImportOutcome.LOW_RESOLUTION, f"{width}x{height} pixels; at least {need} needed"
     std = grey_std(decoded.grey)
     if std < config.blank_std:
-        return "blank", f"near-constant picture: grey-level std {std:.2f} < {config.blank_std}"
+        return ImportOutcome.BLANK, f"near-constant picture: grey-level std {std:.2f} < {config.blank_std}"
     return None, f"{decoded.format} {width}x{height}"
 
 
@@ -336,21 +337,3 @@ def _orientation(image: Image.Image) -> int:
     except _DECODE_ERRORS:
         return 1
     return value if isinstance(value, int) else 1
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """8-bit RGB version of a decoded frame (the frame itself when it is RGB already).
-
-    Integer greys (``I``, ``I;16*``, as 16-bit PNGs decode) are scaled from 0..65535 to
-    0..255, transparent pictures are composed over white, and everything else (CMYK,
-    palette, 1-bit, YCbCr) goes through Pillow's ``convert``.
-    """
-    if image.mode == "RGB":
-        return image
-    if image.mode == "I" or image.mode.startswith("I;16"):
-        levels = np.clip(np.asarray(image), 0, 65535).astype(np.uint16) >> 8
-        return Image.fromarray(levels.astype(np.uint8)).convert("RGB")
-    if image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
-        background = Image.new("RGBA", image.size, _WHITE)
-        return Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
-    return image.convert("RGB")

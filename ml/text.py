@@ -38,11 +38,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
+
+from ml.images import ImageInput, describe_item, open_rgb
 
 if TYPE_CHECKING:
     from rapidocr import RapidOCR
-
-    from ml.msn import ImageInput
 
 TEXT_BACKBONE = "minilm-l6"
 """Registry name of the text embedding (sentence-transformers all-MiniLM-L6-v2)."""
@@ -120,8 +121,6 @@ def read_text(
     """
     if len(images) == 0:
         return []
-    from ml.msn import describe_item
-
     engine = ocr_engine(threads)
     texts = []
     for index, item in enumerate(images):
@@ -133,13 +132,9 @@ def read_text(
 
 
 def decode_for_ocr(item: ImageInput, *, label: str) -> np.ndarray:
-    """Decodes ``item`` (via ``ml.msn.open_rgb``) to a uint8 RGB array (h, w, 3) whose
+    """Decodes ``item`` (via :func:`ml.images.open_rgb`) to a uint8 RGB array (h, w, 3) whose
     longer side is at most :data:`MAX_SIDE`. Undecodable input raises ValueError
     naming ``label``."""
-    from PIL import Image
-
-    from ml.msn import open_rgb
-
     image = open_rgb(item, label=label, draft_size=DECODE_SIDE)
     if max(image.size) > MAX_SIDE:
         image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BILINEAR)

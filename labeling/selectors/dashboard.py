@@ -15,6 +15,7 @@ from django.db.models import Avg, Count, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from labeling import charts
 from labeling.adapters import embeddings_matrix
 from labeling.models import (
     Annotation,
@@ -30,8 +31,6 @@ from labeling.models import (
 )
 from labeling.selectors.images import class_balance
 from labeling.selectors.labels import final_labels_of, human_labeled_images
-from labeling.services.features import version_label
-from ml import plots
 
 DASHBOARD_JOB_KINDS = (Job.Kind.IMPORT, Job.Kind.PRETRAIN, Job.Kind.EMBED, Job.Kind.RETRAIN)
 MAP_MAX_POINTS = 2000
@@ -40,7 +39,7 @@ MAP_SEED = 0
 
 def project_dashboard(*, project: Project) -> dict:
     """Everything the dashboard page shows."""
-    colors = plots.category_colors([c.key for c in project.categories.all()])
+    colors = charts.category_colors([c.key for c in project.categories.all()])
     return {
         "overview": dashboard_overview(project=project),
         "backbones": backbones_overview(project=project),
@@ -104,7 +103,7 @@ def backbones_overview(*, project: Project) -> dict:
     versions = ModelVersion.objects.filter(
         project=project, kind__in=[ModelVersion.Kind.BACKBONE, ModelVersion.Kind.TEXT]).order_by("kind", "pk")
     rows = [
-        {"version": v, "label": version_label(v), "kind": v.get_kind_display(),
+        {"version": v, "label": v.short_name, "kind": v.get_kind_display(),
          "source": v.config.get("source") or (f"MSN {v.config['preset']} on this pool" if v.config.get("preset") else ""),
          "embedded": counts.get(v.pk, 0), "accepted": accepted, "active": v.is_active, "used": v.pk in used}
         for v in versions
@@ -194,11 +193,11 @@ def learning_curve(*, project: Project) -> dict:
                        "accuracy": m["accuracy"], "macro_f1": m.get("macro_f1")})
     x = [p["n_train"] for p in points]
     series = [
-        plots.Series("accuracy", x, [p["accuracy"] for p in points], label="accuracy", color="#0072b2"),
-        plots.Series("macro_f1", x, [p["macro_f1"] for p in points], label="macro-F1", color="#d55e00",
+        charts.Series("accuracy", x, [p["accuracy"] for p in points], label="accuracy", color="#0072b2"),
+        charts.Series("macro_f1", x, [p["macro_f1"] for p in points], label="macro-F1", color="#d55e00",
                      dashed=True),
     ]
-    svg = plots.line_chart_svg(
+    svg = charts.line_chart_svg(
         series, x_label="human labels used to fit the head", y_label="score on the evaluation split",
         title="Learning curve", x_range=(0, max(x, default=0) or 1), y_range=(0.0, 1.0), x_integer=True,
         empty_text="No head evaluated yet",
@@ -220,7 +219,7 @@ def pr_curves(*, project: Project, colors: dict[str, str]) -> dict:
     return {
         "head": head,
         "without_positives": [labels.get(k, k) for k, curve in ordered.items() if not curve],
-        "svg": plots.pr_curves_svg(ordered, labels=labels, colors=colors),
+        "svg": charts.pr_curves_svg(ordered, labels=labels, colors=colors),
     }
 
 
@@ -236,7 +235,7 @@ def class_distribution(*, project: Project, colors: dict[str, str]) -> dict:
         )
     top = max([r["total"] for r in balance["categories"]] + list(predicted.values()) + [1])
     rows = [
-        {**row, "color": colors.get(row["key"], plots.GREY),
+        {**row, "color": colors.get(row["key"], charts.GREY),
          "predicted": predicted.get(row["key"], 0),
          "total_pct": round(100 * row["total"] / top, 1),
          "predicted_pct": round(100 * predicted.get(row["key"], 0) / top, 1)}
@@ -296,9 +295,9 @@ def embedding_map(*, project: Project, colors: dict[str, str], max_points: int =
         return {"backbone": None, "svg": "", "shown": 0, "total": 0, "legend": []}
     all_ids = list(Embedding.objects.filter(model_version=backbone).order_by("image_id")
                    .values_list("image_id", flat=True))
-    picked = [all_ids[i] for i in plots.sample_indices(len(all_ids), max_points, random_state=seed)]
+    picked = [all_ids[i] for i in charts.sample_indices(len(all_ids), max_points, random_state=seed)]
     ids, X = embeddings_matrix(model_version=backbone, image_ids=picked)
-    coords = plots.pca_2d(X, random_state=seed) if len(ids) else X.reshape(0, 2)
+    coords = charts.pca_2d(X, random_state=seed) if len(ids) else X.reshape(0, 2)
     id_list = [int(pk) for pk in ids]
     consensus = {pk: final.category for pk, final in final_labels_of(project=project, image_ids=id_list).items()
                  if final.human}
@@ -337,12 +336,12 @@ def embedding_map(*, project: Project, colors: dict[str, str], max_points: int =
             "data-split": "eval" if pk in eval_ids else "pool",
         })
         titles.append(f"image {pk}: {name}" + {"consensus": " (human)", "prediction": " (predicted)"}.get(source, ""))
-    svg = plots.scatter_svg(coords, groups, colors=colors, filled=filled, point_attrs=attrs, titles=titles,
+    svg = charts.scatter_svg(coords, groups, colors=colors, filled=filled, point_attrs=attrs, titles=titles,
                             title="Embedding map (PCA)")
     legend = [
-        {"key": c.key, "name": c.name, "color": colors.get(c.key, plots.GREY),
+        {"key": c.key, "name": c.name, "color": colors.get(c.key, charts.GREY),
          "consensus": tally.get((c.key, "consensus"), 0), "predicted": tally.get((c.key, "prediction"), 0)}
         for c in project.categories.all()
     ]
     return {"backbone": backbone, "svg": svg, "shown": len(id_list), "total": len(all_ids),
-            "unlabeled": tally.get(("", "none"), 0), "legend": legend, "grey": plots.GREY}
+            "unlabeled": tally.get(("", "none"), 0), "legend": legend, "grey": charts.GREY}

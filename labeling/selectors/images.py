@@ -10,7 +10,7 @@ from labeling import permissions
 from labeling.errors import NotFound
 from labeling.models import Image, Job, Project
 from labeling.selectors.labels import LabelSource, final_label_counts, labeled_images
-from labeling.services.ingest import OUTCOMES
+from ml.outcomes import ImportOutcome
 
 
 def image_get_for_user(*, user, image_id: int) -> Image:
@@ -108,7 +108,7 @@ def import_summary(*, project: Project) -> dict:
             counts[reason] += n
     jobs = Job.objects.filter(project=project, kind=Job.Kind.IMPORT).order_by("-created")[:10]
     return {
-        "counts": {outcome: counts.get(outcome, 0) for outcome in OUTCOMES},
+        "counts": {outcome.value: counts.get(outcome, 0) for outcome in ImportOutcome},
         "total": sum(counts.values()),
         "jobs": [
             {"id": j.pk, "status": j.status, "created": j.created.isoformat(), "done": j.done,

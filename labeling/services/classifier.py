@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from labeling.errors import ApplicationError, NotFound
 from labeling.models import ModelVersion, Project
-from labeling.services.features import FeatureSet, head_feature_set, version_label
+from labeling.services.features import FeatureSet, head_feature_set
 from labeling.services.rounds import head_load
 from labeling.services.training import image_backbone_load
 from ml.features import fuse
@@ -111,7 +111,7 @@ def classifier_card(*, head: ModelVersion, feature_set: FeatureSet | None = None
         ],
         "feature_set": feature_set.name,
         "embeddings": [
-            {"name": version_label(v), "kind": v.kind, "registry": v.name, "model_version": v.pk,
+            {"name": v.short_name, "kind": v.kind, "registry": v.name, "model_version": v.pk,
              "dim": v.config.get("dim") or v.config.get("hidden_dim")}
             for v in feature_set.versions
         ],

@@ -30,16 +30,6 @@ MAX_LISTED_IDS = 5000
 """Image ids asked for by list at most; beyond, every vector is read and filtered here."""
 
 
-def version_label(version: ModelVersion) -> str:
-    """A short, stable name for a backbone or text model version, used in feature-set names."""
-    if version.kind == ModelVersion.Kind.TEXT:
-        return "text"
-    if version.name == "efficientnet-lite0":
-        return version.name
-    preset = version.config.get("preset")
-    return f"msn-{preset}-{version.pk}" if preset else f"{version.name or 'vit'}-{version.pk}"
-
-
 @dataclass(frozen=True)
 class FeatureSet:
     """Embeddings fused, in order: image backbones first, then the text model if any."""
@@ -48,7 +38,7 @@ class FeatureSet:
 
     @property
     def name(self) -> str:
-        return fused_name([version_label(v) for v in self.versions])
+        return fused_name([v.short_name for v in self.versions])
 
     @property
     def pks(self) -> list[int]:

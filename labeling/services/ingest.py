@@ -45,11 +45,11 @@ from labeling.services.sources import ImportSource, RefusedFile, SourceFile
 from labeling.services.uploads import upload_problem
 from ml.hashing import HashIndex, from_signed64, hamming, to_signed64
 from ml.ingest import Analysis, analyse
-from ml.quality import REASONS, QualityConfig
+from ml.outcomes import ImportOutcome
+from ml.quality import QualityConfig
 
 logger = logging.getLogger(__name__)
 
-OUTCOMES: tuple[str, ...] = ("accepted", "duplicate", "near_duplicate", *REASONS, "unsafe_path", "unreadable")
 BATCH_SIZE = 64
 
 ProgressCallback = Callable[[int, int, dict], None]
@@ -61,7 +61,7 @@ class ImportSummary:
     counts: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict:
-        return {"total": self.total, **{outcome: self.counts.get(outcome, 0) for outcome in OUTCOMES}}
+        return {"total": self.total, **{outcome.value: self.counts.get(outcome, 0) for outcome in ImportOutcome}}
 
 
 def images_import(
@@ -243,8 +243,8 @@ def _import_batch(
             continue
         read = next(next_result)
         if isinstance(read, OSError):
-            issues.append(ImportIssue(job=job, name=entry.name, reason="unreadable", detail=f"{entry.name}: {read}"))
-            outcomes["unreadable"] += 1
+            issues.append(ImportIssue(job=job, name=entry.name, reason=ImportOutcome.UNREADABLE, detail=f"{entry.name}: {read}"))
+            outcomes[ImportOutcome.UNREADABLE] += 1
             continue
         data, result = read
         image = _image_row(project, entry, result, source, job, categories)
@@ -254,12 +254,12 @@ def _import_batch(
             image.status, image.reason, image.detail = Image.Status.REJECTED, result.reason, result.detail[:500]
             others.append(image)
         elif result.sha256 in existing or result.sha256 in state.new_shas:
-            image.status, image.reason = Image.Status.DUPLICATE, "duplicate"
+            image.status, image.reason = Image.Status.DUPLICATE, ImportOutcome.DUPLICATE
             _point_at(image, existing.get(result.sha256) or state.new_shas[result.sha256], 0)
             image.detail = f"{entry.name}: same bytes as an image already in the project"
             others.append(image)
         elif near is not None:
-            image.status, image.reason = Image.Status.DUPLICATE, "near_duplicate"
+            image.status, image.reason = Image.Status.DUPLICATE, ImportOutcome.NEAR_DUPLICATE
             _point_at(image, near[0], near[1])
             image.detail = f"{entry.name}: pHash within {near[1]} bits of an image already in the project"
             others.append(image)
@@ -277,7 +277,7 @@ def _import_batch(
             batch_hashes.append((result.phash, image))
             state.new_shas[result.sha256] = image
             accepted.append(image)
-        outcomes[image.reason or "accepted"] += 1
+        outcomes[image.reason or ImportOutcome.ACCEPTED] += 1
 
     if batch_hashes:
         state.index.add_many([h for h, _ in batch_hashes], [image for _, image in batch_hashes])

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
+from ml.outcomes import ImportOutcome
+
 MAX_MEMBER_BYTES = 512 * 1024 * 1024
 
 
@@ -33,7 +35,7 @@ class SourceFile:
 @dataclass(frozen=True)
 class RefusedFile:
     name: str
-    reason: str
+    reason: ImportOutcome
     detail: str
 
 
@@ -104,10 +106,10 @@ def unsafe_member_reason(name: str) -> str | None:
 def _zip_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> SourceFile | RefusedFile:
     reason = unsafe_member_reason(info.filename)
     if reason:
-        return RefusedFile(info.filename, "unsafe_path", f"{info.filename}: {reason}; not imported")
+        return RefusedFile(info.filename, ImportOutcome.UNSAFE_PATH, f"{info.filename}: {reason}; not imported")
     if info.file_size > MAX_MEMBER_BYTES:
         return RefusedFile(
-            info.filename, "too_large",
+            info.filename, ImportOutcome.FILE_TOO_LARGE,
             f"{info.filename}: {info.file_size} bytes uncompressed, over {MAX_MEMBER_BYTES}",
         )
     try:

@@ -12,7 +12,6 @@ from PIL import Image
 
 import ml.loop
 import ml.text
-from bench import label_efficiency
 from bench.label_efficiency import (
     DEFAULT_FEATURES,
     PRODUCT_BATCH_SIZE,
@@ -39,6 +38,7 @@ from bench.label_efficiency import (
     use_text,
     variant_name,
 )
+from bench.label_efficiency import curves as learning_curves
 from ml.backbones import DEFAULT_BACKBONE
 from ml.head import LinearHead
 from ml.metrics import learning_curve_auc
@@ -276,7 +276,7 @@ def test_strategy_chooser_goes_through_choose_batch(recorded_choose_batch):
 @pytest.mark.parametrize("strategy", ["random", "active"])
 def test_curves_reveal_exactly_the_budget(strategy, monkeypatch):
     monkeypatch.setattr(
-        label_efficiency, "make_head", lambda calibrate: LinearHead(C=1.0, calibrate=calibrate)
+        learning_curves, "make_head", lambda calibrate: LinearHead(C=1.0, calibrate=calibrate)
     )
     X, y = blobs(150)
     X_test, y_test = blobs(40, seed=1)

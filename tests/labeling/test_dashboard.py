@@ -9,11 +9,11 @@ import xml.etree.ElementTree as ET
 import pytest
 from django.urls import reverse
 
+from labeling.charts import SVG_NS, category_colors
 from labeling.models import Job, ModelVersion, Reveal, Round
 from labeling.selectors.dashboard import embedding_map
 from labeling.services.queue import annotation_submit, queue_next
 from labeling.services.rounds import round_start_initial
-from ml.plots import SVG_NS, category_colors
 from tests.labeling.factories import CLUSTER_KEYS, ImageFactory, clustered_pool
 
 pytestmark = pytest.mark.django_db

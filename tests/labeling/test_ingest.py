@@ -17,10 +17,12 @@ from django.core.management import call_command
 from PIL import Image as PILImage
 
 from labeling.models import Image, ImportIssue, Job
-from labeling.services import ingest
+from labeling.selectors.images import import_summary
+from labeling.services import ingest, sources
 from labeling.services.ingest import import_job_create, import_job_run
 from labeling.services.projects import project_create
 from labeling.tasks import import_task
+from ml.outcomes import ImportOutcome
 from tests import imagefiles as f
 
 pytestmark = pytest.mark.django_db
@@ -66,7 +68,7 @@ def test_every_file_ends_as_a_row_with_its_outcome(project, tmp_path):
     assert len(by_name) == len(BAD_AND_GOOD)
     expected = {
         "bad/truncated.jpg": "corrupt", "bad/empty.jpg": "too_small", "bad/notes.jpg": "unsupported",
-        "bad/dot.png": "too_small", "bad/bomb.png": "too_large", "bad/solid.jpg": "blank",
+        "bad/dot.png": "too_small", "bad/bomb.png": "too_many_pixels", "bad/solid.jpg": "blank",
         "bad/small.jpg": "low_resolution", "good/copy-of-b.jpg": "duplicate",
     }
     for name, reason in expected.items():
@@ -77,7 +79,7 @@ def test_every_file_ends_as_a_row_with_its_outcome(project, tmp_path):
     accepted = {n for n, i in by_name.items() if i.status == Image.Status.ACCEPTED}
     assert accepted == {"good/a.jpg", "good/b.jpg", "good/cmyk.jpg", "good/deep.png", "good/anim.gif", "good/rotated.jpg"}
     assert counts["accepted"] == 6 and counts["duplicate"] == 1 and counts["total"] == len(BAD_AND_GOOD)
-    for reason in ("corrupt", "unsupported", "too_large", "blank", "low_resolution"):
+    for reason in ("corrupt", "unsupported", "too_many_pixels", "blank", "low_resolution"):
         assert counts[reason] == 1, reason
     assert counts["too_small"] == 2
     assert job.status == Job.Status.SUCCEEDED and job.done == job.total == len(BAD_AND_GOOD)
@@ -262,6 +264,24 @@ def test_zip_with_unsafe_entries_writes_nothing_outside(project, tmp_path, media
     created = {p for p in tmp_path.rglob("*")} - before
     assert all(media_root in p.parents for p in created)
     assert not Path("/tmp/absolute.jpg").exists()
+
+
+def test_too_many_bytes_and_too_many_pixels_are_distinct_outcomes(project, tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "MAX_MEMBER_BYTES", 50_000)
+    archive = tmp_path / "upload.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("ok.jpg", f.jpeg_bytes(1))
+        zf.writestr("heavy.bin", bytes(60_000))
+        zf.writestr("bomb.png", f.huge_header_png())
+    counts, job = run_import(project, archive)
+
+    assert (counts["accepted"], counts["file_too_large"], counts["too_many_pixels"]) == (1, 1, 1)
+    assert "too_large" not in counts
+    issue = ImportIssue.objects.get(job=job)
+    assert (issue.name, issue.reason) == ("heavy.bin", ImportOutcome.FILE_TOO_LARGE)
+    assert Image.objects.get(name="bomb.png").reason == ImportOutcome.TOO_MANY_PIXELS
+    assert import_summary(project=project)["counts"] == {k: v for k, v in counts.items() if k != "total"}
+    assert list(counts)[1:] == [outcome.value for outcome in ImportOutcome]
 
 
 def test_crash_halfway_leaves_whole_batches_and_no_orphan_files(project, tmp_path, media_root, monkeypatch):

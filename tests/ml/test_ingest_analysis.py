@@ -88,7 +88,7 @@ def test_exif_rotated_file_reports_upright_size_and_hash():
     [
         (imagefiles.text_as_jpg(), "unsupported", False),
         (imagefiles.truncated_jpeg(), "corrupt", False),
-        (imagefiles.huge_header_png(), "too_large", False),
+        (imagefiles.huge_header_png(), "too_many_pixels", False),
         (imagefiles.solid_colour_jpeg(), "blank", True),
     ],
     ids=["unsupported", "corrupt", "too-large", "blank"],

@@ -34,7 +34,7 @@ def decode(data: bytes, config: QualityConfig = DEFAULT, max_side: int | None = 
         (imagefiles.png_1x1(), QualityConfig(min_bytes=0), "low_resolution"),
         (imagefiles.text_as_jpg(), DEFAULT, "unsupported"),
         (imagefiles.truncated_jpeg(), DEFAULT, "corrupt"),
-        (imagefiles.huge_header_png(), DEFAULT, "too_large"),
+        (imagefiles.huge_header_png(), DEFAULT, "too_many_pixels"),
         (imagefiles.solid_colour_jpeg(), DEFAULT, "blank"),
         (imagefiles.jpeg_bytes(1), QualityConfig(min_width=321), "low_resolution"),
         (imagefiles.jpeg_bytes(1), QualityConfig(min_height=241), "low_resolution"),
@@ -83,21 +83,21 @@ def test_png_with_a_bad_checksum_is_corrupt():
 
 
 @pytest.mark.parametrize("side", [30_000, 10_000])
-def test_huge_header_is_too_large_without_allocating_or_warning(side):
+def test_huge_header_is_too_many_pixels_without_allocating_or_warning(side):
     data = imagefiles.huge_header_png(side, side)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     decoded, reason, detail = decode(data, QualityConfig(max_pixels=10**12))
     assert time.perf_counter() - start < 1.0
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 100_000
-    assert (decoded, reason) == (None, "too_large")
+    assert (decoded, reason) == (None, "too_many_pixels")
     assert f"{side}x{side}" in detail
 
 
 def test_pixel_limit_is_decided_from_the_header():
     data = imagefiles.jpeg_bytes(5)
     assert decode(data, QualityConfig(max_pixels=320 * 240))[1] is None
-    assert decode(data, QualityConfig(max_pixels=320 * 240 - 1))[1] == "too_large"
+    assert decode(data, QualityConfig(max_pixels=320 * 240 - 1))[1] == "too_many_pixels"
 
 
 def test_format_outside_the_allowed_list_is_unsupported():

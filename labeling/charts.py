@@ -1,4 +1,4 @@
-"""Plots for reports, as small self-contained SVG documents, and the 2-D projection of
+"""Charts for the pages, as small self-contained SVG documents, and the 2-D projection of
 embeddings that the embedding map draws.
 
 Pure functions over numbers and strings: no Django, no files. Every text and attribute
