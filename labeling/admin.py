@@ -42,11 +42,12 @@ class ImportIssueAdmin(admin.ModelAdmin):
     list_filter = ["reason"]
 
 
-@admin.register(models.Annotation)
-class AnnotationAdmin(admin.ModelAdmin):
-    list_display = ["id", "image", "user", "kind", "category", "round", "created"]
-    list_filter = ["kind", "round__project"]
-    raw_id_fields = ["image", "supersedes"]
+class RecordAdmin(admin.ModelAdmin):
+    """Labels, decisions and reveals are written only by the services that check who may
+    write them (``labeling.permissions``); here they are read, never added, edited or deleted."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -55,5 +56,24 @@ class AnnotationAdmin(admin.ModelAdmin):
         return False
 
 
-for model in (models.Round, models.ModelVersion, models.Reveal):
+@admin.register(models.Annotation)
+class AnnotationAdmin(RecordAdmin):
+    list_display = ["id", "image", "user", "kind", "category", "round", "created"]
+    list_filter = ["kind", "round__project"]
+    raw_id_fields = ["image", "supersedes"]
+
+
+@admin.register(models.Adjudication)
+class AdjudicationAdmin(RecordAdmin):
+    list_display = ["id", "image", "category", "decided_by", "created"]
+    raw_id_fields = ["image"]
+
+
+@admin.register(models.Reveal)
+class RevealAdmin(RecordAdmin):
+    list_display = ["id", "image", "user", "sensitive", "duration_ms", "created"]
+    raw_id_fields = ["image"]
+
+
+for model in (models.Round, models.ModelVersion):
     admin.site.register(model)
