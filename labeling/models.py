@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 
 from ml.outcomes import REASONS
+from ml.quality import QualityConfig
 
 DEFAULT_TAXONOMY: tuple[dict, ...] = (
     {"key": "violence", "name": "Violence", "sensitive": True,
@@ -30,8 +31,6 @@ DEFAULT_TAXONOMY: tuple[dict, ...] = (
 
 
 def default_quality() -> dict:
-    from ml.quality import QualityConfig
-
     return QualityConfig().to_dict()
 
 

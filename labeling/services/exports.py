@@ -17,6 +17,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from xml.sax.saxutils import quoteattr
 
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -202,8 +203,6 @@ def csv_lines(rows: Iterator[ExportRow]) -> Iterator[str]:
 
 def labelstudio_config(project: Project) -> str:
     """The Label Studio labeling config that Veil's Label Studio export matches."""
-    from xml.sax.saxutils import quoteattr
-
     choices = "".join(
         f"<Choice value={quoteattr(c.key)} hint={quoteattr(c.guideline[:200])}/>" for c in project.categories.all()
     )

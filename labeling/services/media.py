@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from PIL import Image as PILImage
+
+from ml.derivatives import encode_jpeg
+from ml.derivatives import sketch as draw
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
 
@@ -60,11 +64,6 @@ def sketch_ensure(*, thumbnail: str, sketch: str) -> None:
     """
     if default_storage.exists(sketch):
         return
-    from PIL import Image as PILImage
-
-    from ml.derivatives import encode_jpeg
-    from ml.derivatives import sketch as draw
-
     with default_storage.open(thumbnail, "rb") as handle:
         picture = PILImage.open(handle)
         picture.load()

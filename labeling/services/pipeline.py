@@ -14,6 +14,14 @@ import logging
 
 from labeling.errors import ApplicationError
 from labeling.models import Embedding, Image, Job, ModelVersion, Project, Round
+from labeling.services.features import head_feature_set
+from labeling.services.rounds import round_start_initial
+from labeling.services.training import (
+    backbone_default,
+    embed_job_create,
+    embed_job_queue,
+    text_model_get_or_create,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +33,6 @@ def after_import(*, project: Project, inline: bool = False) -> list[Job]:
     Only images missing a vector are embedded, so nothing is queued when every image
     already has one. Returns the jobs created.
     """
-    from labeling.services.training import (
-        backbone_default,
-        embed_job_create,
-        embed_job_queue,
-        text_model_get_or_create,
-    )
     from labeling.tasks import embed_task
 
     if not project.auto_start:
@@ -60,8 +62,6 @@ def after_import(*, project: Project, inline: bool = False) -> list[Job]:
 def after_embed(*, project: Project) -> Round | None:
     """Open round 0 once the active backbone has embedded the pool, if the project starts
     itself and has no round yet. Returns the round opened, if any."""
-    from labeling.services.rounds import round_start_initial
-
     project.refresh_from_db(fields=["auto_start"])
     if not project.auto_start or Round.objects.filter(project=project).exists():
         return None
@@ -80,8 +80,6 @@ def after_embed(*, project: Project) -> Round | None:
 
 def _image_versions_in_use(project: Project, default: ModelVersion) -> list[ModelVersion]:
     """The default backbone, the active one, and those the active head reads: in order, once each."""
-    from labeling.services.features import head_feature_set
-
     versions = [default]
     active = ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.BACKBONE, is_active=True).first()
     head = ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.HEAD, is_active=True).first()

@@ -40,6 +40,7 @@ from labeling.services.features import (
     head_feature_set,
 )
 from labeling.services.jobs import job_create, job_progress, job_start, job_succeed
+from labeling.services.training import model_version_activate
 from ml.features import best_feature_set, compare_feature_sets
 from ml.head import LinearHead
 from ml.loop import COLD_START, NEEDS_PROBA, choose_batch
@@ -198,8 +199,6 @@ def retrain_fit(*, job_id: int) -> ModelVersion | None:
         version.artifact = default_storage.save(f"models/{project.slug}/{version.pk}/head.joblib",
                                                 ContentFile(buffer.getvalue()))
         version.save(update_fields=["artifact"])
-        from labeling.services.training import model_version_activate
-
         model_version_activate(version=version)
         latest = Round.objects.filter(project=project).order_by("-number").first()
         if latest is not None:

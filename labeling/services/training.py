@@ -27,7 +27,6 @@ from labeling.adapters import StoredImages, accepted_images, vector_to_bytes
 from labeling.errors import ApplicationError
 from labeling.models import Embedding, Image, Job, ModelVersion, Project
 from labeling.services.jobs import job_create, job_progress, job_start, job_succeed
-from labeling.services.pipeline import after_embed
 
 logger = logging.getLogger(__name__)
 
@@ -222,6 +221,9 @@ def embed_run(*, job_id: int, batch_size: int = 32, progress: Callable[[int, int
                 progress(written, len(missing))
     job_succeed(job=job, result={"model_version": version.pk, "embedded": written,
                                  "finished": timezone.now().isoformat()})
+    # Imported here because labeling.services.pipeline imports this module.
+    from labeling.services.pipeline import after_embed
+
     after_embed(project=job.project)
     return written
 
