@@ -43,6 +43,7 @@ test-services: install-dev
 
 lint: install-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf var/test-* .pytest_cache

@@ -98,12 +98,9 @@ def arguments() -> argparse.ArgumentParser:
         type=int,
         nargs="+",
         default=None,
-        help="DataLoader workers for the pipeline; several counts are each measured "
-        "(default: what embed() chooses)",
+        help="DataLoader workers for the pipeline; several counts are each measured (default: what embed() chooses)",
     )
-    parser.add_argument(
-        "--backbones", nargs="+", choices=BACKBONE_CHOICES, default=list(BACKBONE_CHOICES)
-    )
+    parser.add_argument("--backbones", nargs="+", choices=BACKBONE_CHOICES, default=list(BACKBONE_CHOICES))
     return parser
 
 
@@ -140,9 +137,7 @@ def run(args: argparse.Namespace, files: list[Path]) -> dict:
                 figures[f"{key}_ratio"] = round(rate / forward, 3)
                 rows.append((name, shown, rate, forward))
 
-    print(
-        f"{'backbone':<20} {'workers':>7} {'pipeline img/s':>15} {'forward img/s':>14} {'ratio':>6}"
-    )
+    print(f"{'backbone':<20} {'workers':>7} {'pipeline img/s':>15} {'forward img/s':>14} {'ratio':>6}")
     for name, workers, rate, forward in rows:
         print(f"{name:<20} {workers:>7} {rate:>15.1f} {forward:>14.1f} {rate / forward:>6.2f}")
 

@@ -48,23 +48,36 @@ def build_project(n: int):
     for start in range(0, n, 10_000):
         count = min(10_000, n - start)
         images = Image.objects.bulk_create(
-            Image(project=project, name=f"{i:06d}.jpg", sha256=f"{project.pk:08x}{i:056x}",
-                  status=Image.Status.ACCEPTED, width=320, height=240, size_bytes=20_000 + i % 5000,
-                  format="JPEG", source="bench", quality_score=0.5, original=f"originals/{i:06d}.jpg")
+            Image(
+                project=project,
+                name=f"{i:06d}.jpg",
+                sha256=f"{project.pk:08x}{i:056x}",
+                status=Image.Status.ACCEPTED,
+                width=320,
+                height=240,
+                size_bytes=20_000 + i % 5000,
+                format="JPEG",
+                source="bench",
+                quality_score=0.5,
+                original=f"originals/{i:06d}.jpg",
+            )
             for i in range(start, start + count)
         )
         rows = []
         for image in images:
             first = categories[image.pk % len(categories)]
             second = first if image.pk % 7 else categories[(image.pk + 1) % len(categories)]
-            rows.append(Annotation(image=image, user=users[0], kind="label", category=first,
-                                   client_key=f"a{image.pk}"))
-            rows.append(Annotation(image=image, user=users[1], kind="label", category=second,
-                                   client_key=f"b{image.pk}"))
+            rows.append(Annotation(image=image, user=users[0], kind="label", category=first, client_key=f"a{image.pk}"))
+            rows.append(
+                Annotation(image=image, user=users[1], kind="label", category=second, client_key=f"b{image.pk}")
+            )
         Annotation.objects.bulk_create(rows, batch_size=5000)
         Adjudication.objects.bulk_create(
-            [Adjudication(image=image, category=categories[0], decided_by=users[0], reason="bench")
-             for image in images if image.pk % 97 == 0]
+            [
+                Adjudication(image=image, category=categories[0], decided_by=users[0], reason="bench")
+                for image in images
+                if image.pk % 97 == 0
+            ]
         )
     return project
 
@@ -108,9 +121,12 @@ def baseline(project) -> float:
     from labeling.models import Image
 
     with harness.timed() as timing, open(os.devnull, "w") as sink:
-        for row in Image.objects.filter(project=project).order_by("pk").values(
-            "pk", "name", "source", "width", "height", "size_bytes", "quality_score", "split", "sha256"
-        ).iterator(chunk_size=2000):
+        for row in (
+            Image.objects.filter(project=project)
+            .order_by("pk")
+            .values("pk", "name", "source", "width", "height", "size_bytes", "quality_score", "split", "sha256")
+            .iterator(chunk_size=2000)
+        ):
             sink.write(json.dumps(row) + "\n")
     return timing.wall
 
@@ -134,15 +150,25 @@ def run(args: argparse.Namespace) -> dict:
     bare = baseline(project)
     growth = peak - small_peak
     print(f"JSONL export, {small_rows:>7,} rows: {small_seconds:6.2f} s, peak traced memory {small_peak:6.1f} MB")
-    print(f"JSONL export, {rows:>7,} rows: {seconds:6.2f} s, peak traced memory {peak:6.1f} MB "
-          f"({rows / seconds:,.0f} rows/s)")
-    print(f"bare read + json.dumps of the same rows: {bare:.2f} s ({rows / bare:,.0f} rows/s); "
-          f"export/bare time ratio {seconds / bare:.2f}")
+    print(
+        f"JSONL export, {rows:>7,} rows: {seconds:6.2f} s, peak traced memory {peak:6.1f} MB "
+        f"({rows / seconds:,.0f} rows/s)"
+    )
+    print(
+        f"bare read + json.dumps of the same rows: {bare:.2f} s ({rows / bare:,.0f} rows/s); "
+        f"export/bare time ratio {seconds / bare:.2f}"
+    )
     print(f"peak memory growth from {args.small:,} to {args.images:,} images: {growth:.1f} MB")
-    return {"images": args.images, "rows": rows, "seconds": round(seconds, 3),
-            "baseline_seconds": round(bare, 3), "ratio_to_baseline": round(seconds / bare, 3),
-            "peak_mb_small": round(small_peak, 2), "peak_mb_full": round(peak, 2),
-            "memory_growth_mb": round(growth, 2)}
+    return {
+        "images": args.images,
+        "rows": rows,
+        "seconds": round(seconds, 3),
+        "baseline_seconds": round(bare, 3),
+        "ratio_to_baseline": round(seconds / bare, 3),
+        "peak_mb_small": round(small_peak, 2),
+        "peak_mb_full": round(peak, 2),
+        "memory_growth_mb": round(growth, 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:

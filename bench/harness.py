@@ -24,9 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def parser(doc: str | None, *, prog: str | None = None) -> argparse.ArgumentParser:
     """An argument parser whose help is the benchmark's docstring ``doc``, line breaks kept."""
-    return argparse.ArgumentParser(
-        prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    return argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def add_data(

@@ -63,9 +63,7 @@ def _random_hashes(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.integers(0, np.iinfo(np.uint64).max, size=n, dtype=np.uint64, endpoint=True)
 
 
-def _planted_queries(
-    rng: np.random.Generator, stored: np.ndarray, count: int, radius: int
-) -> np.ndarray:
+def _planted_queries(rng: np.random.Generator, stored: np.ndarray, count: int, radius: int) -> np.ndarray:
     """``count`` stored hashes, each with 1..radius random bits flipped (``uint64``)."""
     picked = stored[rng.integers(0, len(stored), size=count)]
     queries = picked.copy()
@@ -109,18 +107,12 @@ def _scan_batch(stored: np.ndarray, batch: np.ndarray, radius: int) -> list[list
             if len(ids):
                 parts.append((ids + start, c[ids]))
     return [
-        _sorted_matches(
-            np.concatenate([i for i, _ in parts]), np.concatenate([d for _, d in parts])
-        )
-        if parts
-        else []
+        _sorted_matches(np.concatenate([i for i, _ in parts]), np.concatenate([d for _, d in parts])) if parts else []
         for parts in found
     ]
 
 
-def _compiled_scan(
-    stored: np.ndarray, batch: np.ndarray, radius: int
-) -> list[list[tuple[int, int]]]:
+def _compiled_scan(stored: np.ndarray, batch: np.ndarray, radius: int) -> list[list[tuple[int, int]]]:
     """Baseline: :func:`ml.hash_kernels.scan_matches` over every stored hash."""
     out = np.empty((4 * len(batch), 3), dtype=np.int64)
     found = hash_kernels.scan_matches(batch, stored, 0, radius, out)
@@ -131,9 +123,7 @@ def _compiled_scan(
     return [_sorted_matches(ids[query == q], distances[query == q]) for q in range(len(batch))]
 
 
-def run(
-    n: int = 1_000_000, queries: int = 1000, radius: int = 8, seed: int = 0, batch: int = 64
-) -> dict:
+def run(n: int = 1_000_000, queries: int = 1000, radius: int = 8, seed: int = 0, batch: int = 64) -> dict:
     """Build an index of ``n`` random hashes, time ``queries`` look-ups every way.
 
     Returns the measured figures (times in microseconds per look-up, build in seconds).
@@ -141,9 +131,7 @@ def run(
     rng = np.random.default_rng(seed)
     stored = _random_hashes(rng, n)
     planted = queries // 2
-    probe = np.concatenate(
-        [_planted_queries(rng, stored, planted, radius), _random_hashes(rng, queries - planted)]
-    )
+    probe = np.concatenate([_planted_queries(rng, stored, planted, radius), _random_hashes(rng, queries - planted)])
 
     index = HashIndex(radius=radius)
     with harness.timed() as build:
@@ -216,9 +204,7 @@ def run(
         "index_wall_us": round(wall_us["batched"], 2),
         "single_index_wall_us": round(wall_us["single"], 1),
         "scan_wall_us": round(min(wall_us["scan"], wall_us["scan_batched"]), 1),
-        "wall_lookup_speedup": round(
-            min(wall_us["scan"], wall_us["scan_batched"]) / wall_us["batched"], 1
-        ),
+        "wall_lookup_speedup": round(min(wall_us["scan"], wall_us["scan_batched"]) / wall_us["batched"], 1),
         "queries_with_matches": sum(bool(r) for r in want),
         "matches": sum(len(r) for r in want),
         "results_identical": True,

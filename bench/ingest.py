@@ -86,17 +86,23 @@ def run(args: argparse.Namespace) -> dict:
     bare_rate, import_rate = len(files) / bare_seconds, len(files) / import_seconds
 
     print(f"files: {len(files)} from {args.data}")
-    print(f"bare decode + hash loop: {bare_seconds:7.2f} s  {bare_rate:7.1f} images/s (1 thread; "
-          f"mean of a run before and one after the import: {before:.2f} s, {after:.2f} s)")
-    print(f"veil import:             {import_seconds:7.2f} s  {import_rate:7.1f} images/s "
-          f"({args.workers} analysis workers; checks, hashes, derivatives, rows, files)")
+    print(
+        f"bare decode + hash loop: {bare_seconds:7.2f} s  {bare_rate:7.1f} images/s (1 thread; "
+        f"mean of a run before and one after the import: {before:.2f} s, {after:.2f} s)"
+    )
+    print(
+        f"veil import:             {import_seconds:7.2f} s  {import_rate:7.1f} images/s "
+        f"({args.workers} analysis workers; checks, hashes, derivatives, rows, files)"
+    )
     print(f"ingest ratio (import rate / bare rate): {import_rate / bare_rate:.2f}")
     print(f"outcomes: { {k: v for k, v in summary.items() if v} }")
 
     lookup = hash_lookup.run(n=args.lookup_n)
-    print(f"near-duplicate index over {lookup['n']:,} hashes: {lookup['index_us']:.1f} us per look-up, "
-          f"linear scan {lookup['scan_us']:.1f} us, speed-up {lookup['lookup_speedup']:.0f}x "
-          f"({lookup['compiled_lookup_speedup']:.0f}x over the compiled scan)")
+    print(
+        f"near-duplicate index over {lookup['n']:,} hashes: {lookup['index_us']:.1f} us per look-up, "
+        f"linear scan {lookup['scan_us']:.1f} us, speed-up {lookup['lookup_speedup']:.0f}x "
+        f"({lookup['compiled_lookup_speedup']:.0f}x over the compiled scan)"
+    )
 
     return {
         "files": len(files),

@@ -127,9 +127,7 @@ STYLES = (
 MEME_WIDTHS = (400, 480, 500, 640, 800)
 
 
-def draw_caption(
-    photo: Image.Image, caption: str, style: Style, width: int
-) -> tuple[Image.Image, str]:
+def draw_caption(photo: Image.Image, caption: str, style: Style, width: int) -> tuple[Image.Image, str]:
     """A meme of ``photo`` (scaled to ``width``) with ``caption`` drawn in ``style``.
 
     Returns the RGB image and the text as drawn, in reading order (top, then bottom).
@@ -168,8 +166,9 @@ def draw_caption(
         y0 = margin if where == "top" else photo.height - margin - block
         for i, line in enumerate(lines):
             x = (width - draw.textlength(line, font=font)) / 2
-            draw.text((x, y0 + i * line_h), line, font=font, fill=style.fill,
-                      stroke_width=stroke, stroke_fill=style.stroke)
+            draw.text(
+                (x, y0 + i * line_h), line, font=font, fill=style.fill, stroke_width=stroke, stroke_fill=style.stroke
+            )
         drawn.extend(lines)
     if style.tilt:
         layer = layer.rotate(style.tilt, resample=Image.BICUBIC)
@@ -271,7 +270,10 @@ def run_tesseract(paths: list[Path], psm: int) -> tuple[list[str], float]:
         for path in paths:
             done = subprocess.run(
                 ["tesseract", str(path), "stdout", "-l", "eng", "--psm", str(psm)],
-                capture_output=True, text=True, env=env, check=True,
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
             )
             outputs.append(" ".join(done.stdout.split()))
     return outputs, timing.wall / len(paths)
@@ -292,8 +294,11 @@ def arguments() -> argparse.ArgumentParser:
     parser = harness.parser(__doc__)
     harness.add_data(parser, default=DEFAULT_DATA)
     parser.add_argument("--images", type=int, default=40, help="memes, and as many plain photos")
-    parser.add_argument("--detect-sides", default=str(ml_text.DETECT_SIDE),
-                        help="comma-separated detector sizes for rapidocr; the first is reported as 'rapidocr'")
+    parser.add_argument(
+        "--detect-sides",
+        default=str(ml_text.DETECT_SIDE),
+        help="comma-separated detector sizes for rapidocr; the first is reported as 'rapidocr'",
+    )
     parser.add_argument("--keep", type=Path, help="write the generated images here instead of a temporary folder")
     return parser
 
@@ -350,8 +355,10 @@ def run(args: argparse.Namespace) -> dict:
         print("tesseract word recall by style:", result["tesseract_by_style"])
     print("\nrapidocr line score threshold sweep (recall on memes, share of photos with text):")
     for row in result["threshold_sweep"]:
-        print(f"  >= {row['min_score']:.2f}: recall {row['word_recall']:.3f}  cer {row['cer']:.3f}  "
-              f"false text {row['false_text_photos']:.3f}")
+        print(
+            f"  >= {row['min_score']:.2f}: recall {row['word_recall']:.3f}  cer {row['cer']:.3f}  "
+            f"false text {row['false_text_photos']:.3f}"
+        )
     print("line score quantiles:", result["rapidocr_line_scores"])
 
     result["load_avg_before"] = harness.rounded(load_before)
@@ -359,7 +366,6 @@ def run(args: argparse.Namespace) -> dict:
     if args.keep is None:
         shutil.rmtree(folder, ignore_errors=True)
     return result
-
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -372,12 +378,14 @@ def sweep(meme_lines, plain_lines, truths) -> list[dict]:
         meme_out = [ml_text.lines_text(lines, min_score=threshold) for lines in meme_lines]
         plain_out = [ml_text.lines_text(lines, min_score=threshold) for lines in plain_lines]
         figures = scores(meme_out, truths)
-        rows.append({
-            "min_score": threshold,
-            "word_recall": round(figures["word_recall"], 4),
-            "cer": round(figures["cer"], 4),
-            "false_text_photos": round(sum(bool(o) for o in plain_out) / len(plain_out), 4),
-        })
+        rows.append(
+            {
+                "min_score": threshold,
+                "word_recall": round(figures["word_recall"], 4),
+                "cer": round(figures["cer"], 4),
+                "false_text_photos": round(sum(bool(o) for o in plain_out) / len(plain_out), 4),
+            }
+        )
     return rows
 
 
@@ -395,9 +403,12 @@ def line_scores(meme_lines, plain_lines, truths) -> dict:
     def quantiles(values):
         if not values:
             return {"n": 0}
-        return {"n": len(values), "min": round(min(values), 3),
-                **{f"q{q}": round(float(np.quantile(values, q / 100)), 3) for q in (5, 25, 50, 75)},
-                "max": round(max(values), 3)}
+        return {
+            "n": len(values),
+            "min": round(min(values), 3),
+            **{f"q{q}": round(float(np.quantile(values, q / 100)), 3) for q in (5, 25, 50, 75)},
+            "max": round(max(values), 3),
+        }
 
     return {"caption": quantiles(caption), "other_on_memes": quantiles(other), "photos": quantiles(photo)}
 

@@ -158,7 +158,9 @@ def recreate_database(url: str) -> None:
     parsed = urlparse(url)
     name = parsed.path.lstrip("/")
     if "bench" not in name:
-        raise SystemExit(f"--database-url names {name!r}: the bench drops its database, so its name must contain 'bench'")
+        raise SystemExit(
+            f"--database-url names {name!r}: the bench drops its database, so its name must contain 'bench'"
+        )
     admin = parsed._replace(path="/postgres").geturl()
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -187,10 +189,21 @@ def populate(*, images: int, moderators: int, overlap: int) -> tuple[list[tuple[
 
     project = project_create(slug=SLUG, name="Queue load", overlap=overlap, batch_size=images)
     rows = (
-        Image(project=project, name=f"bench/{i:06d}.jpg", source="bench", sha256=f"{i:064x}",
-              width=320, height=240, size_bytes=20_000, format="JPEG", status=Image.Status.ACCEPTED,
-              original=f"originals/{i:064x}.jpg", thumbnail=f"thumbnails/{i:064x}.jpg",
-              blurred=f"blurred/{i:064x}.jpg", sketch=f"sketches/{i:064x}.jpg")
+        Image(
+            project=project,
+            name=f"bench/{i:06d}.jpg",
+            source="bench",
+            sha256=f"{i:064x}",
+            width=320,
+            height=240,
+            size_bytes=20_000,
+            format="JPEG",
+            status=Image.Status.ACCEPTED,
+            original=f"originals/{i:064x}.jpg",
+            thumbnail=f"thumbnails/{i:064x}.jpg",
+            blurred=f"blurred/{i:064x}.jpg",
+            sketch=f"sketches/{i:064x}.jpg",
+        )
         for i in range(images)
     )
     batch: list[Image] = []
@@ -206,12 +219,8 @@ def populate(*, images: int, moderators: int, overlap: int) -> tuple[list[tuple[
 
     User = get_user_model()
     unusable = make_password(None)
-    users = User.objects.bulk_create(
-        [User(username=f"moderator{i:02d}", password=unusable) for i in range(moderators)]
-    )
-    Membership.objects.bulk_create(
-        [Membership(project=project, user=u, role=Membership.Role.MODERATOR) for u in users]
-    )
+    users = User.objects.bulk_create([User(username=f"moderator{i:02d}", password=unusable) for i in range(moderators)])
+    Membership.objects.bulk_create([Membership(project=project, user=u, role=Membership.Role.MODERATOR) for u in users])
     tokens = Token.objects.bulk_create([Token(user=u, key=Token.generate_key()) for u in users])
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
@@ -226,20 +235,37 @@ def existing_accounts() -> tuple[list[tuple[str, str]], list[str]]:
 
     project = Project.objects.get(slug=SLUG)
     tokens = Token.objects.filter(user__memberships__project=project).order_by("user__username")
-    return ([(t.user.username, t.key) for t in tokens.select_related("user")],
-            list(project.categories.values_list("key", flat=True)))
+    return (
+        [(t.user.username, t.key) for t in tokens.select_related("user")],
+        list(project.categories.values_list("key", flat=True)),
+    )
 
 
 def start_server(*, port: int, env: dict, args: argparse.Namespace, log: Path) -> subprocess.Popen:
     command = [
-        sys.executable, "-m", "gunicorn", "moderation.wsgi:application",
-        "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
-        "--worker-class", args.worker_class, "--threads", str(args.threads),
-        "--keep-alive", str(args.keep_alive), "--timeout", "60", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "moderation.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(args.workers),
+        "--worker-class",
+        args.worker_class,
+        "--threads",
+        str(args.threads),
+        "--keep-alive",
+        str(args.keep_alive),
+        "--timeout",
+        "60",
+        "--log-level",
+        "warning",
     ]
     handle = log.open("w")
-    return subprocess.Popen(command, cwd=harness.ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        command, cwd=harness.ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def wait_ready(port: int, token: str, server: subprocess.Popen, log: Path, timeout: float = 90) -> None:
@@ -300,8 +326,9 @@ class CpuMeter(threading.Thread):
         except OSError:
             workers = []
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                           [self.database])
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [self.database]
+            )
             return workers + [("postgres", row[0]) for row in cursor.fetchall()]
 
     def sample(self, into: dict) -> None:
@@ -376,8 +403,12 @@ def moderate(moderator: Moderator, port: int, args: argparse.Namespace, categori
                 if item in moderator.fresh_items:
                     moderator.client_doubles += 1
                 moderator.fresh_items.add(item)
-            payload = {"client_key": uuid.uuid4().hex, "kind": "label", "category": rng.choice(categories),
-                       "time_spent_ms": rng.randint(800, 6000)}
+            payload = {
+                "client_key": uuid.uuid4().hex,
+                "kind": "label",
+                "category": rng.choice(categories),
+                "time_spent_ms": rng.randint(800, 6000),
+            }
             status, annotation = client.call("POST", f"/api/queue/items/{item}/submit/", payload)
             elapsed = time.perf_counter() - start
             if status not in (200, 201):
@@ -412,34 +443,36 @@ def check_invariants(moderators: list[Moderator], overlap: int) -> dict:
     from labeling.models import Annotation, Assignment, QueueItem
 
     retracted = Annotation.objects.filter(kind=Annotation.Kind.RETRACT, supersedes=OuterRef("pk"))
-    labels = Annotation.objects.filter(kind=Annotation.Kind.LABEL, image__project__slug=SLUG).exclude(
-        Exists(retracted)
-    )
+    labels = Annotation.objects.filter(kind=Annotation.Kind.LABEL, image__project__slug=SLUG).exclude(Exists(retracted))
     same_user_assignments = (
-        Assignment.objects.filter(item__round__project__slug=SLUG).values("item", "user")
-        .annotate(n=Count("pk")).filter(n__gt=1).count()
+        Assignment.objects.filter(item__round__project__slug=SLUG)
+        .values("item", "user")
+        .annotate(n=Count("pk"))
+        .filter(n__gt=1)
+        .count()
     )
-    same_user_labels = (
-        labels.values("image", "round", "user").annotate(n=Count("pk")).filter(n__gt=1).count()
-    )
+    same_user_labels = labels.values("image", "round", "user").annotate(n=Count("pk")).filter(n__gt=1).count()
     client_doubles = sum(m.client_doubles for m in moderators)
 
     items = QueueItem.objects.filter(round__project__slug=SLUG)
-    over = items.annotate(
-        handed=Count("assignments", distinct=True),
-    ).filter(Q(handed__gt=overlap) | Q(labels_count__gt=overlap)).values_list("pk", flat=True)
+    over = (
+        items.annotate(
+            handed=Count("assignments", distinct=True),
+        )
+        .filter(Q(handed__gt=overlap) | Q(labels_count__gt=overlap))
+        .values_list("pk", flat=True)
+    )
     over_labels = (
-        labels.values("image", "round").annotate(n=Count("pk")).filter(n__gt=overlap)
-        .values_list("image", flat=True)
+        labels.values("image", "round").annotate(n=Count("pk")).filter(n__gt=overlap).values_list("image", flat=True)
     )
     over_overlap = len(set(over)) + items.filter(image__in=list(over_labels)).exclude(pk__in=list(over)).count()
 
     label_rows = {
-        (row["image"], row["round"]): row["n"]
-        for row in labels.values("image", "round").annotate(n=Count("pk"))
+        (row["image"], row["round"]): row["n"] for row in labels.values("image", "round").annotate(n=Count("pk"))
     }
     drift = sum(
-        1 for image, round_, count in items.values_list("image", "round", "labels_count")
+        1
+        for image, round_, count in items.values_list("image", "round", "labels_count")
         if label_rows.get((image, round_), 0) != count
     )
 
@@ -461,28 +494,47 @@ def check_invariants(moderators: list[Moderator], overlap: int) -> dict:
 def arguments() -> argparse.ArgumentParser:
     parser = harness.parser(__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--baseline-every", type=int, default=4,
-                        help="after one answer in N, also time a baseline pair (0: never)")
+    parser.add_argument(
+        "--baseline-every", type=int, default=4, help="after one answer in N, also time a baseline pair (0: never)"
+    )
     parser.add_argument("--warmup-seconds", type=float, default=3.0)
     parser.add_argument("--moderators", type=int, default=32)
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--overlap", type=int, default=2)
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
-    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) + 1,
-                        help="gunicorn worker processes (default: one per core, and one more)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=(os.cpu_count() or 1) + 1,
+        help="gunicorn worker processes (default: one per core, and one more)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread)")
-    parser.add_argument("--worker-class", default="sync",
-                        help="gunicorn worker class (sync, as docker-compose.yml runs the web service)")
-    parser.add_argument("--keep-alive", type=int, default=0,
-                        help="seconds gunicorn keeps an idle connection (0: one request per connection)")
+    parser.add_argument(
+        "--worker-class",
+        default="sync",
+        help="gunicorn worker class (sync, as docker-compose.yml runs the web service)",
+    )
+    parser.add_argument(
+        "--keep-alive",
+        type=int,
+        default=0,
+        help="seconds gunicorn keeps an idle connection (0: one request per connection)",
+    )
     parser.add_argument("--conn-max-age", type=int, default=60, help="DATABASE_CONN_MAX_AGE of the server")
-    parser.add_argument("--think-ms", type=float, default=1000.0,
-                        help="mean rest after each answer (0: never rest, saturate the server)")
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=1000.0,
+        help="mean rest after each answer (0: never rest, saturate the server)",
+    )
     parser.add_argument("--resend-every", type=int, default=50, help="re-send one submission in N (0: never)")
     parser.add_argument("--timeout", type=float, default=10.0, help="client timeout per request, seconds")
     parser.add_argument("--keep-db", action="store_true", help="leave the database behind for inspection")
-    parser.add_argument("--reuse-db", action="store_true",
-                        help="run on the database a --keep-db run left, labels and all, instead of building one")
+    parser.add_argument(
+        "--reuse-db",
+        action="store_true",
+        help="run on the database a --keep-db run left, labels and all, instead of building one",
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -521,17 +573,21 @@ def run(args: argparse.Namespace) -> dict:
     from django.db import connection
 
     connection.close()
-    print(f"database {urlparse(args.database_url).path.lstrip('/')}: {args.images:,} images and queue items, "
-          f"overlap {args.overlap}, {args.moderators} moderators, "
-          f"{'reused' if args.reuse_db else 'built'} in {time.perf_counter() - started:.1f} s")
+    print(
+        f"database {urlparse(args.database_url).path.lstrip('/')}: {args.images:,} images and queue items, "
+        f"overlap {args.overlap}, {args.moderators} moderators, "
+        f"{'reused' if args.reuse_db else 'built'} in {time.perf_counter() - started:.1f} s"
+    )
 
     port = free_port()
     log = scratch / "gunicorn.log"
     server = start_server(port=port, env=env, args=args, log=log)
     try:
         wait_ready(port, accounts[0][1], server, log)
-        print(f"gunicorn on 127.0.0.1:{port}: {args.workers} workers x {args.threads} threads ({args.worker_class}), "
-              f"keep-alive {args.keep_alive} s, CONN_MAX_AGE={args.conn_max_age}")
+        print(
+            f"gunicorn on 127.0.0.1:{port}: {args.workers} workers x {args.threads} threads ({args.worker_class}), "
+            f"keep-alive {args.keep_alive} s, CONN_MAX_AGE={args.conn_max_age}"
+        )
         run_threads(warm_up, [(Moderator(u, t), port, args.warmup_seconds, args.timeout) for u, t in accounts])
         mods = [Moderator(u, t) for u, t in accounts]
         meter = CpuMeter(server, urlparse(args.database_url).path.lstrip("/"))
@@ -568,29 +624,41 @@ def run(args: argparse.Namespace) -> dict:
 
     print()
     print(f"{'':34}{'pairs':>9}{'per s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
-    print(f"{'baseline: GET project, twice':34}{len(base_lat):>9}{len(base_lat) / queue_seconds:>9.1f}"
-          f"{b50:>9.1f}{b99:>9.1f}{max(base_lat, default=0) * 1000:>9.1f}")
-    print(f"{'queue: next + submit':34}{len(pair_lat):>9}{len(pair_lat) / queue_seconds:>9.1f}"
-          f"{p50:>9.1f}{p99:>9.1f}{max(pair_lat, default=0) * 1000:>9.1f}")
+    print(
+        f"{'baseline: GET project, twice':34}{len(base_lat):>9}{len(base_lat) / queue_seconds:>9.1f}"
+        f"{b50:>9.1f}{b99:>9.1f}{max(base_lat, default=0) * 1000:>9.1f}"
+    )
+    print(
+        f"{'queue: next + submit':34}{len(pair_lat):>9}{len(pair_lat) / queue_seconds:>9.1f}"
+        f"{p50:>9.1f}{p99:>9.1f}{max(pair_lat, default=0) * 1000:>9.1f}"
+    )
     print(f"ratio queue / baseline: p50 {p50 / b50:.2f}, p99 {p99 / b99:.2f}")
     used = meter.used()
     app_cpu, db_cpu = used["gunicorn"], used["postgres"]
-    print(f"CPU during the run: gunicorn {app_cpu:.1f} s, PostgreSQL {db_cpu:.1f} s, this client {client_cpu:.1f} s; "
-          f"server CPU per label {(app_cpu + db_cpu) / max(labels, 1) * 1000:.1f} ms "
-          f"(baseline GETs and re-sent submissions included"
-          f"{'; backends living under half a second are missed' if not args.conn_max_age else ''})")
-    print(f"labels: {labels} in {queue_seconds:.1f} s = {rate:.1f} labels/s "
-          f"({invariants['label_rows']} label rows in the database)")
-    print(f"re-sent submissions: {sum(m.resends for m in mods)} on purpose, "
-          f"{sum(m.resend_mismatches for m in mods)} not answered with the first annotation; "
-          f"{sum(m.retries for m in mods)} requests retried after a timeout or 5xx")
+    print(
+        f"CPU during the run: gunicorn {app_cpu:.1f} s, PostgreSQL {db_cpu:.1f} s, this client {client_cpu:.1f} s; "
+        f"server CPU per label {(app_cpu + db_cpu) / max(labels, 1) * 1000:.1f} ms "
+        f"(baseline GETs and re-sent submissions included"
+        f"{'; backends living under half a second are missed' if not args.conn_max_age else ''})"
+    )
+    print(
+        f"labels: {labels} in {queue_seconds:.1f} s = {rate:.1f} labels/s "
+        f"({invariants['label_rows']} label rows in the database)"
+    )
+    print(
+        f"re-sent submissions: {sum(m.resends for m in mods)} on purpose, "
+        f"{sum(m.resend_mismatches for m in mods)} not answered with the first annotation; "
+        f"{sum(m.retries for m in mods)} requests retried after a timeout or 5xx"
+    )
     print(f"refused: {refused or 'none'}; queue exhausted: {any(m.exhausted for m in mods)}")
     print(f"items given to the same moderator twice: {invariants['double_assignments']}  (must be 0)")
     print(f"items over overlap {args.overlap}:              {invariants['over_overlap']}  (must be 0)")
     print(f"submissions lost:                     {invariants['lost']}  (must be 0)")
     print(f"labels_count drift:                   {invariants['count_drift']}  (must be 0)")
-    print(f"p99 target 100 ms: {'met' if p99 <= 100 else 'NOT met'}; machine load average "
-          f"{load_before:.1f} before, {load_after:.1f} after ({os.cpu_count()} cores)")
+    print(
+        f"p99 target 100 ms: {'met' if p99 <= 100 else 'NOT met'}; machine load average "
+        f"{load_before:.1f} before, {load_after:.1f} after ({os.cpu_count()} cores)"
+    )
 
     return {
         "p50_ms": round(p50, 2),

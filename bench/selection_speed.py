@@ -114,9 +114,7 @@ def run(args: argparse.Namespace) -> dict:
     with harness.timed() as exact_time:
         exact = kcenter_greedy_exact(X, args.budget, random_state=args.seed)
     baseline_seconds = exact_time.wall
-    print(
-        f"kcenter_greedy_exact (plain loop, {blas_threads} BLAS threads): {baseline_seconds:8.2f} s"
-    )
+    print(f"kcenter_greedy_exact (plain loop, {blas_threads} BLAS threads): {baseline_seconds:8.2f} s")
     print(f"speed-up: {baseline_seconds / seconds:.1f}x")
 
     radius_fast = covering_radius(X, fast)

@@ -23,8 +23,20 @@ import numpy as np
 
 # Okabe & Ito's colour-blind-safe palette, then Tableau's for taxonomies beyond eight.
 PALETTE: tuple[str, ...] = (
-    "#0072b2", "#e69f00", "#009e73", "#cc79a7", "#d55e00", "#56b4e9", "#8c6d1f", "#000000",
-    "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#ff9da7", "#9c755f",
+    "#0072b2",
+    "#e69f00",
+    "#009e73",
+    "#cc79a7",
+    "#d55e00",
+    "#56b4e9",
+    "#8c6d1f",
+    "#000000",
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
 )
 GREY = "#b8bcc6"
 FONT = "system-ui, -apple-system, 'Segoe UI', sans-serif"
@@ -94,8 +106,14 @@ def _open_svg(width: int, height: int, title: str, css_class: str) -> list[str]:
 class _Frame:
     """The plotting area of a chart and the mapping from data to pixels."""
 
-    def __init__(self, width: int, height: int, x_range: tuple[float, float],
-                 y_range: tuple[float, float], margin: tuple[int, int, int, int]):
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        x_range: tuple[float, float],
+        y_range: tuple[float, float],
+        margin: tuple[int, int, int, int],
+    ):
         self.left, self.top, self.right, self.bottom = margin
         self.width, self.height = width, height
         self.x0, self.x1 = x_range
@@ -122,21 +140,31 @@ class _Frame:
         for t in y_ticks:
             y = _num(self.py(t))
             out.append(f'<line x1="{self.left}" x2="{_num(self.inner_right)}" y1="{y}" y2="{y}"/>')
-            out.append(f'<text x="{self.left - 6}" y="{y}" text-anchor="end" dominant-baseline="middle"'
-                       f' stroke="none">{escape(_fmt_tick(t))}</text>')
+            out.append(
+                f'<text x="{self.left - 6}" y="{y}" text-anchor="end" dominant-baseline="middle"'
+                f' stroke="none">{escape(_fmt_tick(t))}</text>'
+            )
         for t in x_ticks:
             x = _num(self.px(t))
             out.append(f'<line x1="{x}" x2="{x}" y1="{_num(self.inner_bottom)}" y2="{_num(self.inner_bottom + 4)}"/>')
-            out.append(f'<text x="{x}" y="{_num(self.inner_bottom + 16)}" text-anchor="middle"'
-                       f' stroke="none">{escape(_fmt_tick(t))}</text>')
-        out.append(f'<line x1="{self.left}" x2="{_num(self.inner_right)}" y1="{_num(self.inner_bottom)}"'
-                   f' y2="{_num(self.inner_bottom)}" stroke="#8a90a0"/>')
+            out.append(
+                f'<text x="{x}" y="{_num(self.inner_bottom + 16)}" text-anchor="middle"'
+                f' stroke="none">{escape(_fmt_tick(t))}</text>'
+            )
+        out.append(
+            f'<line x1="{self.left}" x2="{_num(self.inner_right)}" y1="{_num(self.inner_bottom)}"'
+            f' y2="{_num(self.inner_bottom)}" stroke="#8a90a0"/>'
+        )
         centre_x = _num((self.left + self.inner_right) / 2)
-        out.append(f'<text class="x-label" x="{centre_x}" y="{self.height - 6}" text-anchor="middle"'
-                   f' stroke="none">{escape(x_label)}</text>')
+        out.append(
+            f'<text class="x-label" x="{centre_x}" y="{self.height - 6}" text-anchor="middle"'
+            f' stroke="none">{escape(x_label)}</text>'
+        )
         centre_y = _num((self.top + self.inner_bottom) / 2)
-        out.append(f'<text class="y-label" x="14" y="{centre_y}" text-anchor="middle" stroke="none"'
-                   f' transform="rotate(-90 14 {centre_y})">{escape(y_label)}</text>')
+        out.append(
+            f'<text class="y-label" x="14" y="{centre_y}" text-anchor="middle" stroke="none"'
+            f' transform="rotate(-90 14 {centre_y})">{escape(y_label)}</text>'
+        )
         out.append("</g>")
         return "".join(out)
 
@@ -165,8 +193,11 @@ def line_chart_svg(
     for s in series:
         if len(s.x) != len(s.y):
             raise ValueError(f"Series {s.name!r}: x and y differ in length ({len(s.x)} vs {len(s.y)}).")
-        points = [(float(x), float(y)) for x, y in zip(s.x, s.y, strict=True)
-                  if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
+        points = [
+            (float(x), float(y))
+            for x, y in zip(s.x, s.y, strict=True)
+            if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)
+        ]
         cleaned.append((s, points))
     xs = [x for _, pts in cleaned for x, _ in pts]
     ys = [y for _, pts in cleaned for _, y in pts]
@@ -175,30 +206,44 @@ def line_chart_svg(
     entries = [(s.label or s.name, s.color) for s, _ in cleaned]
     columns = _legend_columns([label for label, _ in entries], width - 52 - 14)
     legend_rows = max(1, math.ceil(len(entries) / columns))
-    frame = _Frame(width, height, (x_ticks[0], x_ticks[-1]), (y_ticks[0], y_ticks[-1]),
-                   margin=(52, 14 + 18 * legend_rows, 14, 40))
+    frame = _Frame(
+        width, height, (x_ticks[0], x_ticks[-1]), (y_ticks[0], y_ticks[-1]), margin=(52, 14 + 18 * legend_rows, 14, 40)
+    )
 
     out = _open_svg(width, height, title, "chart line-chart")
     out.append(frame.axes(x_ticks, y_ticks, x_label, y_label))
     colors = category_colors([s.name for s, _ in cleaned])
     for s, points in cleaned:
         color = s.color or colors[s.name]
-        out.append(f'<g class="series"{_attrs({"data-name": s.name, "data-points": len(points)})}'
-                   f' stroke={quoteattr(color)} fill={quoteattr(color)}>')
+        out.append(
+            f'<g class="series"{_attrs({"data-name": s.name, "data-points": len(points)})}'
+            f" stroke={quoteattr(color)} fill={quoteattr(color)}>"
+        )
         coords = " ".join(f"{_num(frame.px(x))},{_num(frame.py(y))}" for x, y in points)
         dash = ' stroke-dasharray="6 4"' if s.dashed else ""
         out.append(f'<polyline points="{coords}" fill="none" stroke-width="2" stroke-linejoin="round"{dash}/>')
         if markers or len(points) == 1:
             for x, y in points:
-                out.append(f'<circle class="point" cx="{_num(frame.px(x))}" cy="{_num(frame.py(y))}" r="3.5">'
-                           f"<title>{escape(f'{s.label or s.name}: {y:.3f} at {x:g}')}</title></circle>")
+                out.append(
+                    f'<circle class="point" cx="{_num(frame.px(x))}" cy="{_num(frame.py(y))}" r="3.5">'
+                    f"<title>{escape(f'{s.label or s.name}: {y:.3f} at {x:g}')}</title></circle>"
+                )
         out.append("</g>")
     if not xs:
-        out.append(f'<text class="empty" x="{_num((frame.left + frame.inner_right) / 2)}"'
-                   f' y="{_num((frame.top + frame.inner_bottom) / 2)}" text-anchor="middle"'
-                   f' fill="#6b7280">{escape(empty_text)}</text>')
-    out.append(_legend([(s.label or s.name, s.color or colors[s.name], s.dashed) for s, _ in cleaned],
-                       left=frame.left, top=8, width=width - frame.left - frame.right, columns=columns))
+        out.append(
+            f'<text class="empty" x="{_num((frame.left + frame.inner_right) / 2)}"'
+            f' y="{_num((frame.top + frame.inner_bottom) / 2)}" text-anchor="middle"'
+            f' fill="#6b7280">{escape(empty_text)}</text>'
+        )
+    out.append(
+        _legend(
+            [(s.label or s.name, s.color or colors[s.name], s.dashed) for s, _ in cleaned],
+            left=frame.left,
+            top=8,
+            width=width - frame.left - frame.right,
+            columns=columns,
+        )
+    )
     out.append("</svg>")
     return "".join(out)
 
@@ -209,16 +254,17 @@ def _legend_columns(labels: Sequence[str], width: float) -> int:
     return max(1, min(len(labels) or 1, 4, int(width // widest)))
 
 
-def _legend(entries: Sequence[tuple[str, str, bool]], *, left: float, top: float, width: float,
-            columns: int) -> str:
+def _legend(entries: Sequence[tuple[str, str, bool]], *, left: float, top: float, width: float, columns: int) -> str:
     out = ['<g class="legend">']
     column = width / columns
     for i, (label, color, dashed) in enumerate(entries):
         x = left + (i % columns) * column
         y = top + (i // columns) * 18
         dash = ' stroke-dasharray="4 2"' if dashed else ""
-        out.append(f'<line x1="{_num(x)}" x2="{_num(x + 14)}" y1="{_num(y + 5)}" y2="{_num(y + 5)}"'
-                   f' stroke={quoteattr(color)} stroke-width="3"{dash}/>')
+        out.append(
+            f'<line x1="{_num(x)}" x2="{_num(x + 14)}" y1="{_num(y + 5)}" y2="{_num(y + 5)}"'
+            f' stroke={quoteattr(color)} stroke-width="3"{dash}/>'
+        )
         out.append(f'<text x="{_num(x + 20)}" y="{_num(y + 9)}" fill="#1d2330">{escape(label)}</text>')
     out.append("</g>")
     return "".join(out)
@@ -242,13 +288,22 @@ def pr_curves_svg(
     labels = labels or {}
     colors = colors or category_colors(list(curves))
     series = [
-        Series(name=key, x=curve["recall"], y=curve["precision"], label=labels.get(key, key),
-               color=colors.get(key))
-        for key, curve in curves.items() if curve
+        Series(name=key, x=curve["recall"], y=curve["precision"], label=labels.get(key, key), color=colors.get(key))
+        for key, curve in curves.items()
+        if curve
     ]
-    return line_chart_svg(series, x_label="recall", y_label="precision", title=title,
-                          x_range=(0.0, 1.0), y_range=(0.0, 1.0), markers=False,
-                          width=width, height=height, empty_text="No evaluation labels yet")
+    return line_chart_svg(
+        series,
+        x_label="recall",
+        y_label="precision",
+        title=title,
+        x_range=(0.0, 1.0),
+        y_range=(0.0, 1.0),
+        markers=False,
+        width=width,
+        height=height,
+        empty_text="No evaluation labels yet",
+    )
 
 
 def scatter_svg(
@@ -277,8 +332,10 @@ def scatter_svg(
             raise ValueError(f"{name} has {len(seq)} entries for {n} points.")
     pad = radius + 6
     out = _open_svg(width, height, title, "chart scatter")
-    out.append(f'<rect class="frame" x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" rx="6"'
-               ' fill="#fbfbfc" stroke="#e5e7eb"/>')
+    out.append(
+        f'<rect class="frame" x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" rx="6"'
+        ' fill="#fbfbfc" stroke="#e5e7eb"/>'
+    )
     out.append('<g class="points" stroke-width="1.6">')
     if n:
         lo, hi = xy.min(axis=0), xy.max(axis=0)
@@ -293,11 +350,15 @@ def scatter_svg(
             paint = f'fill="{color}" stroke="#ffffff"' if solid else f'fill="#ffffff" stroke="{color}"'
             extra = _attrs(point_attrs[i]) if point_attrs is not None else ""
             tip = f"<title>{escape(titles[i])}</title>" if titles is not None else ""
-            out.append(f'<circle class="point" cx="{_num(px)}" cy="{_num(py)}" r="{radius:g}" {paint}'
-                       f"{_attrs({'data-group': group})}{extra}>{tip}</circle>")
+            out.append(
+                f'<circle class="point" cx="{_num(px)}" cy="{_num(py)}" r="{radius:g}" {paint}'
+                f"{_attrs({'data-group': group})}{extra}>{tip}</circle>"
+            )
     else:
-        out.append(f'<text class="empty" x="{width / 2:g}" y="{height / 2:g}" text-anchor="middle"'
-                   f' fill="#6b7280">No embeddings yet</text>')
+        out.append(
+            f'<text class="empty" x="{width / 2:g}" y="{height / 2:g}" text-anchor="middle"'
+            f' fill="#6b7280">No embeddings yet</text>'
+        )
     out.append("</g></svg>")
     return "".join(out)
 

@@ -15,18 +15,32 @@ from ml.outcomes import REASONS
 from ml.quality import QualityConfig
 
 DEFAULT_TAXONOMY: tuple[dict, ...] = (
-    {"key": "violence", "name": "Violence", "sensitive": True,
-     "guideline": "Physical harm to people or animals, gore, fights, threats with injury."},
-    {"key": "drugs", "name": "Drugs", "sensitive": False,
-     "guideline": "Illegal drugs, drug use or paraphernalia, sale of controlled substances."},
-    {"key": "nsfw", "name": "NSFW", "sensitive": True,
-     "guideline": "Nudity or sexual content."},
-    {"key": "neutral", "name": "Neutral", "sensitive": False,
-     "guideline": "Nothing that violates the policy."},
-    {"key": "hateful_memes", "name": "Hateful memes", "sensitive": True,
-     "guideline": "Images or image-text memes attacking people for a protected attribute."},
-    {"key": "weapons", "name": "Weapons", "sensitive": False,
-     "guideline": "Firearms, knives or other weapons shown as weapons."},
+    {
+        "key": "violence",
+        "name": "Violence",
+        "sensitive": True,
+        "guideline": "Physical harm to people or animals, gore, fights, threats with injury.",
+    },
+    {
+        "key": "drugs",
+        "name": "Drugs",
+        "sensitive": False,
+        "guideline": "Illegal drugs, drug use or paraphernalia, sale of controlled substances.",
+    },
+    {"key": "nsfw", "name": "NSFW", "sensitive": True, "guideline": "Nudity or sexual content."},
+    {"key": "neutral", "name": "Neutral", "sensitive": False, "guideline": "Nothing that violates the policy."},
+    {
+        "key": "hateful_memes",
+        "name": "Hateful memes",
+        "sensitive": True,
+        "guideline": "Images or image-text memes attacking people for a protected attribute.",
+    },
+    {
+        "key": "weapons",
+        "name": "Weapons",
+        "sensitive": False,
+        "guideline": "Firearms, knives or other weapons shown as weapons.",
+    },
 )
 
 
@@ -51,37 +65,35 @@ class Project(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     overlap = models.PositiveSmallIntegerField(
-        default=2, validators=[MinValueValidator(1), MaxValueValidator(10)],
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
         help_text="Independent labels wanted per item.",
     )
     batch_size = models.PositiveIntegerField(
         default=100, validators=[MinValueValidator(1)], help_text="Items selected per round."
     )
-    strategy = models.CharField(
-        max_length=20, choices=SelectionStrategy.choices, default=SelectionStrategy.COMBINED
-    )
+    strategy = models.CharField(max_length=20, choices=SelectionStrategy.choices, default=SelectionStrategy.COMBINED)
     quality = models.JSONField(
         default=default_quality, help_text="Ingest quality thresholds (ml.quality.QualityConfig)."
     )
     near_duplicate_radius = models.PositiveSmallIntegerField(
-        default=8, validators=[MaxValueValidator(32)],
+        default=8,
+        validators=[MaxValueValidator(32)],
         help_text="Hamming distance between 64-bit pHashes under which an image is a near duplicate.",
     )
     blur_radius = models.FloatField(
-        default=0.0, validators=[MinValueValidator(0.0)],
+        default=0.0,
+        validators=[MinValueValidator(0.0)],
         help_text="Blur of the derivative shown before reveal; 0 picks it from the image size.",
     )
     lease_minutes = models.PositiveSmallIntegerField(default=10, validators=[MinValueValidator(1)])
-    eval_fraction = models.FloatField(
-        default=0.05, validators=[MinValueValidator(0.0), MaxValueValidator(0.5)]
-    )
+    eval_fraction = models.FloatField(default=0.05, validators=[MinValueValidator(0.0), MaxValueValidator(0.5)])
     eval_cap = models.PositiveIntegerField(default=500)
 
-    auto_accept = models.BooleanField(
-        default=False, help_text="Let the head label pool items it is precise enough on."
-    )
+    auto_accept = models.BooleanField(default=False, help_text="Let the head label pool items it is precise enough on.")
     auto_accept_precision = models.FloatField(
-        default=0.95, validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
+        default=0.95,
+        validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
         help_text="Precision on the evaluation split a category must reach for auto-accept.",
     )
     auto_accept_min_support = models.PositiveIntegerField(
@@ -97,7 +109,8 @@ class Project(models.Model):
         default=150, help_text="Default daily budget of reveals of possibly sensitive images per moderator."
     )
     gold_rate = models.FloatField(
-        default=0.05, validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
+        default=0.05,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
         help_text="Share of queue hand-outs that are gold items, unannounced.",
     )
     auto_start = models.BooleanField(
@@ -111,7 +124,7 @@ class Project(models.Model):
     weak_labels = models.BooleanField(
         default=False,
         help_text="Let import pre-labels (folder names) seed the head as weak labels; "
-                  "never counted as human labels or in agreement.",
+        "never counted as human labels or in agreement.",
     )
 
     class Meta:
@@ -127,9 +140,7 @@ class Membership(models.Model):
         MODERATOR = "moderator", "Moderator"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.MODERATOR)
     reveal_budget = models.PositiveIntegerField(
         null=True, blank=True, help_text="Daily sensitive reveals; empty means the project default."
@@ -261,7 +272,11 @@ class Image(models.Model):
     duplicate_distance = models.PositiveSmallIntegerField(null=True, blank=True)
     split = models.CharField(max_length=8, choices=Split.choices, default=Split.POOL)
     source_label = models.ForeignKey(
-        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        Category,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="Label implied by the import (folder name), not a human annotation.",
     )
     original = models.CharField(max_length=255, blank=True)
@@ -269,7 +284,11 @@ class Image(models.Model):
     blurred = models.CharField(max_length=255, blank=True)
     sketch = models.CharField(max_length=255, blank=True)
     model_label = models.ForeignKey(
-        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        Category,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="Label given by the head under auto-accept; never counted as a human label.",
     )
     model_label_version = models.ForeignKey(
@@ -277,9 +296,7 @@ class Image(models.Model):
     )
     model_label_confidence = models.FloatField(null=True, blank=True)
     is_gold = models.BooleanField(default=False, help_text="A gold item with a known label.")
-    gold_label = models.ForeignKey(
-        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    gold_label = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     date_collected = models.DateTimeField(null=True, blank=True)
     ocr_text = models.TextField(
         blank=True, help_text="Text read from the image (with the project's text model); empty when none."
@@ -290,7 +307,8 @@ class Image(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["project", "sha256"], condition=Q(status="accepted"),
+                fields=["project", "sha256"],
+                condition=Q(status="accepted"),
                 name="image_accepted_sha_unique",
             ),
             models.CheckConstraint(
@@ -317,9 +335,7 @@ class Round(models.Model):
     number = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     strategy = models.CharField(max_length=20, choices=SelectionStrategy.choices)
-    head = models.ForeignKey(
-        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="rounds"
-    )
+    head = models.ForeignKey("ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="rounds")
     metrics = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     closed = models.DateTimeField(null=True, blank=True)
@@ -345,7 +361,8 @@ class QueueItem(models.Model):
     labels_count = models.PositiveSmallIntegerField(default=0, help_text="Current human labels.")
     done = models.BooleanField(default=False, help_text="Has its overlap of labels, or was skipped by all.")
     skipped = models.BooleanField(
-        default=False, help_text="Closed without its labels: every moderator who could label it skipped it.",
+        default=False,
+        help_text="Closed without its labels: every moderator who could label it skipped it.",
     )
     created = models.DateTimeField(auto_now_add=True)
 
@@ -400,9 +417,7 @@ class Annotation(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
     round = models.ForeignKey(Round, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations")
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.LABEL)
-    category = models.ForeignKey(
-        Category, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations"
-    )
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations")
     supersedes = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
     )
@@ -453,11 +468,16 @@ class ModelVersion(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
     kind = models.CharField(max_length=10, choices=Kind.choices)
     name = models.CharField(
-        max_length=64, blank=True,
+        max_length=64,
+        blank=True,
         help_text="Registry name of a backbone (efficientnet-lite0, vit, minilm-l6).",
     )
     backbone = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="heads",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="heads",
         help_text="For a head: the first backbone of the features it was fitted on.",
     )
 

@@ -8,20 +8,27 @@ urlpatterns = [
     path("projects/<slug:slug>/upload/", projects.project_upload, name="project-upload"),
     path("projects/<slug:slug>/label/", labeling.label_page, name="label"),
     path(
-        "projects/<slug:slug>/label/preferences/", labeling.label_preferences,
+        "projects/<slug:slug>/label/preferences/",
+        labeling.label_preferences,
         name="label-preferences",
     ),
     path("projects/<slug:slug>/dashboard/", dashboard.project_dashboard_view, name="project-dashboard"),
     path(
-        "projects/<slug:slug>/dashboard/<slug:action>/", dashboard.project_dashboard_action,
+        "projects/<slug:slug>/dashboard/<slug:action>/",
+        dashboard.project_dashboard_action,
         name="project-dashboard-action",
     ),
     path("projects/<slug:slug>/review/", review.review_page, name="project-review"),
     path("projects/<slug:slug>/review/<slug:report>.csv", review.review_csv, name="project-review-csv"),
-    path("projects/<slug:slug>/review/images/<int:image_id>/adjudicate/", review.review_adjudicate,
-         name="project-review-adjudicate"),
+    path(
+        "projects/<slug:slug>/review/images/<int:image_id>/adjudicate/",
+        review.review_adjudicate,
+        name="project-review-adjudicate",
+    ),
     path("projects/<slug:slug>/review/export/", review.review_export, name="project-review-export"),
     path(
-        "images/<int:image_id>/<str:variant>/", images.image_file, name="image-file",
+        "images/<int:image_id>/<str:variant>/",
+        images.image_file,
+        name="image-file",
     ),
 ]

@@ -255,9 +255,7 @@ def majority_vote(
     """
     table = _table(items, annotators, labels, categories)
     majority = table.counts().argmax(axis=1)
-    return {
-        item_id: table.categories[c] for item_id, c in zip(table.item_ids, majority, strict=True)
-    }
+    return {item_id: table.categories[c] for item_id, c in zip(table.item_ids, majority, strict=True)}
 
 
 # --------------------------------------------------------------------------- chance-corrected
@@ -493,15 +491,11 @@ class _DSData:
         n = len(item)
         ones, rows = np.ones(n), np.arange(n)
         by_item = sparse.csr_array((ones, (item, rows)), shape=(n_items, n))
-        by_cell = sparse.csr_array(
-            (ones, (annotator * k + label, rows)), shape=(n_annotators * k, n)
-        )
+        by_cell = sparse.csr_array((ones, (annotator * k + label, rows)), shape=(n_annotators * k, n))
         return cls(item, annotator, label, by_item, by_cell, n_annotators, k)
 
 
-def _ds_m_step(
-    data: _DSData, posterior: np.ndarray, smoothing: float
-) -> tuple[np.ndarray, np.ndarray]:
+def _ds_m_step(data: _DSData, posterior: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
     """Priors (k,) and confusion (a, k, k), row = true, from posteriors (m, k)."""
     priors = np.clip(posterior.mean(axis=0), _EPS, None)
     given_true = (data.by_cell @ posterior[data.item]).reshape(data.n_annotators, data.k, data.k)
@@ -510,9 +504,7 @@ def _ds_m_step(
     return priors, confusion
 
 
-def _ds_e_step(
-    data: _DSData, priors: np.ndarray, confusion: np.ndarray
-) -> tuple[np.ndarray, float]:
+def _ds_e_step(data: _DSData, priors: np.ndarray, confusion: np.ndarray) -> tuple[np.ndarray, float]:
     """Posteriors (m, k) and the log-likelihood of the annotations."""
     logits = data.by_item @ np.log(confusion)[data.annotator, :, data.label] + np.log(priors)
     top = logits.max(axis=1, keepdims=True)
@@ -581,9 +573,7 @@ def dawid_skene(
     remap = np.full(k, -1, dtype=np.intp)
     remap[used] = np.arange(used.size)
     n_items, n_annotators, n_rows = len(table.item_ids), len(table.annotator_ids), len(table.item)
-    data = _DSData.build(
-        table.item, table.annotator, remap[table.label], n_items, n_annotators, used.size
-    )
+    data = _DSData.build(table.item, table.annotator, remap[table.label], n_items, n_annotators, used.size)
     posterior = counts[:, used] / counts.sum(axis=1, keepdims=True)
     priors, confusion = _ds_m_step(data, posterior, smoothing)
     previous = -np.inf
@@ -644,9 +634,7 @@ def annotator_confusion(
     k, n_annotators = table.k, len(table.annotator_ids)
     _, position = _categories(table.categories)
     ref_ids = [i for i in table.item_ids if i in reference]
-    ref_code = _label_codes(
-        [_native(reference[i]) for i in ref_ids], position, "reference", "categories"
-    )
+    ref_code = _label_codes([_native(reference[i]) for i in ref_ids], position, "reference", "categories")
     ref_of_item = np.full(len(table.item_ids), -1, dtype=np.intp)
     item_index = {item_id: i for i, item_id in enumerate(table.item_ids)}
     ref_of_item[[item_index[i] for i in ref_ids]] = ref_code
@@ -728,8 +716,7 @@ def confident_disagreements(
     cats, position = _categories(classes, "classes")
     if proba.ndim != 2 or proba.shape != (len(ids), len(cats)):
         raise ValueError(
-            "proba must have shape (len(item_ids), len(classes)) = "
-            f"({len(ids)}, {len(cats)}), got {proba.shape}."
+            f"proba must have shape (len(item_ids), len(classes)) = ({len(ids)}, {len(cats)}), got {proba.shape}."
         )
     if not np.isfinite(proba).all() or (proba < 0).any():
         raise ValueError("proba must hold finite, non-negative probabilities.")

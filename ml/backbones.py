@@ -87,9 +87,7 @@ class Preprocess:
 
     def __post_init__(self) -> None:
         if self.crop < 1 or self.resize < self.crop:
-            raise ValueError(
-                f"Preprocess needs 1 <= crop <= resize, got resize={self.resize}, crop={self.crop}"
-            )
+            raise ValueError(f"Preprocess needs 1 <= crop <= resize, got resize={self.resize}, crop={self.crop}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError("Preprocess mean and std need 3 values each, std positive")
 
@@ -181,9 +179,7 @@ class ViTFeatures(nn.Module):
 
 def lite0_preprocess() -> Preprocess:
     """Resize 256 (= round(224 / 0.875)), crop 224, ``(x - 0.498) / 0.502``."""
-    return Preprocess(
-        resize=round(LITE0_CROP / 0.875), crop=LITE0_CROP, mean=LITE0_MEAN, std=LITE0_STD
-    )
+    return Preprocess(resize=round(LITE0_CROP / 0.875), crop=LITE0_CROP, mean=LITE0_MEAN, std=LITE0_STD)
 
 
 def vit_preprocess(image_size: int) -> Preprocess:
@@ -367,9 +363,7 @@ def embed(
     done = 0
     with (
         torch.inference_mode(),
-        torch.autocast(
-            device_type=run_device.type, dtype=torch.float16, enabled=run_device.type == "cuda"
-        ),
+        torch.autocast(device_type=run_device.type, dtype=torch.float16, enabled=run_device.type == "cuda"),
     ):
         for batch, errors in loader:
             failed = next((message for message in errors if message), None)

@@ -212,9 +212,7 @@ def load_msn_checkpoint(
     return _vit_from_msn(_load_mapping(source), num_heads, _source_name(source))
 
 
-def load_backbone_file(
-    path: str | os.PathLike[str], *, num_heads: int | None = None
-) -> VisionTransformer:
+def load_backbone_file(path: str | os.PathLike[str], *, num_heads: int | None = None) -> VisionTransformer:
     """Loads a backbone file of any supported layout, detected from its contents.
 
     Layouts: Veil's own ``backbone.pt``/``checkpoint.pt`` (:mod:`ml.msn`), a torchvision
@@ -234,14 +232,11 @@ def load_backbone_file(
         if _has_keys(_strip_prefix(data), _TORCHVISION_KEYS):
             return _vit_from_torchvision(data, num_heads, name)
     raise ValueError(
-        f"{name}: not a Veil MSN backbone, a torchvision ViT state dict "
-        "or an MSN (facebookresearch/msn) checkpoint"
+        f"{name}: not a Veil MSN backbone, a torchvision ViT state dict or an MSN (facebookresearch/msn) checkpoint"
     )
 
 
-def _vit_from_torchvision(
-    data: Mapping[str, Any], num_heads: int | None, name: str
-) -> VisionTransformer:
+def _vit_from_torchvision(data: Mapping[str, Any], num_heads: int | None, name: str) -> VisionTransformer:
     state_dict = _strip_prefix(data)
     if not _has_keys(state_dict, _TORCHVISION_KEYS):
         raise ValueError(f"{name}: not a torchvision VisionTransformer state dict")
@@ -249,9 +244,7 @@ def _vit_from_torchvision(
     return _build_vit(state_dict, num_heads=num_heads, name=name)
 
 
-def _vit_from_msn(
-    checkpoint: Mapping[str, Any], num_heads: int | None, name: str
-) -> VisionTransformer:
+def _vit_from_msn(checkpoint: Mapping[str, Any], num_heads: int | None, name: str) -> VisionTransformer:
     encoder = checkpoint.get("target_encoder")
     if not isinstance(encoder, Mapping):
         raise ValueError(f"{name}: no 'target_encoder' state dict (MSN checkpoint layout)")
@@ -310,16 +303,10 @@ def _deit_to_torchvision(deit: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return converted
 
 
-def _build_vit(
-    state_dict: Mapping[str, Tensor], *, num_heads: int | None, name: str
-) -> VisionTransformer:
+def _build_vit(state_dict: Mapping[str, Tensor], *, num_heads: int | None, name: str) -> VisionTransformer:
     """Builds a headless torchvision ViT whose shape fits ``state_dict`` and loads it."""
     hidden_dim, _, patch_size, _ = state_dict["conv_proj.weight"].shape
-    layer_ids = {
-        int(m.group(1))
-        for k in state_dict
-        if (m := re.match(r"encoder\.layers\.encoder_layer_(\d+)\.", k))
-    }
+    layer_ids = {int(m.group(1)) for k in state_dict if (m := re.match(r"encoder\.layers\.encoder_layer_(\d+)\.", k))}
     n_patches = state_dict["encoder.pos_embedding"].shape[1] - 1
     grid = math.isqrt(n_patches)
     mlp_weight = state_dict.get("encoder.layers.encoder_layer_0.mlp.0.weight")

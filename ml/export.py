@@ -177,27 +177,20 @@ class ImagePart(nn.Module):
         self.module = copy.deepcopy(backbone.module).cpu().float().eval()
         self.crop = preprocess.crop
         self.resize = preprocess.crop != size
-        self.register_buffer(
-            "mean", torch.tensor(preprocess.mean, dtype=torch.float32).view(3, 1, 1)
-        )
+        self.register_buffer("mean", torch.tensor(preprocess.mean, dtype=torch.float32).view(3, 1, 1))
         self.register_buffer("std", torch.tensor(preprocess.std, dtype=torch.float32).view(3, 1, 1))
 
     def forward(self, images: Tensor) -> Tensor:
         x = images.to(torch.float32).div(255)
         if self.resize:
-            x = F.interpolate(
-                x, size=(self.crop, self.crop), mode="bilinear", align_corners=False, antialias=True
-            )
+            x = F.interpolate(x, size=(self.crop, self.crop), mode="bilinear", align_corners=False, antialias=True)
         return self.module((x - self.mean) / self.std)
 
 
 def fuse_features(parts: list[Tensor]) -> Tensor:
     """:func:`ml.features.fuse` in torch: (B, d_i) parts -> (B, sum d_i) float32."""
     weight = 1.0 / math.sqrt(len(parts))
-    normalised = [
-        p / torch.linalg.vector_norm(p, dim=1, keepdim=True).clamp_min(_NORM_EPS) * weight
-        for p in parts
-    ]
+    normalised = [p / torch.linalg.vector_norm(p, dim=1, keepdim=True).clamp_min(_NORM_EPS) * weight for p in parts]
     return torch.cat(normalised, dim=1)
 
 
@@ -253,9 +246,7 @@ def classifier_module(
     width = sum(b.dim for b in backbones) + (text_dim or 0)
     if width != head_part.in_features:
         dims = " + ".join([*(f"{b.name} {b.dim}" for b in backbones), f"text {text_dim or 0}"])
-        raise ValueError(
-            f"the head takes {head_part.in_features} features but the parts give {width} ({dims})"
-        )
+        raise ValueError(f"the head takes {head_part.in_features} features but the parts give {width} ({dims})")
     parts = [ImagePart(backbone, size) for backbone in backbones]
     cls = ImageClassifier if text_dim is None else ImageTextClassifier
     return cls(parts, head_part).eval()
@@ -327,11 +318,9 @@ def export_classifier(
         "classes": head.classes_.tolist(),
         "calibration": head.calibration_,
         "backbones": [
-            {"name": b.name, "dim": b.dim, "preprocess": b.preprocess.to_dict(), "source": b.source}
-            for b in backbones
+            {"name": b.name, "dim": b.dim, "preprocess": b.preprocess.to_dict(), "source": b.source} for b in backbones
         ],
-        "fusion": "each part L2-normalised, weighted 1/sqrt(parts), concatenated in order "
-        "[backbones..., text]",
+        "fusion": "each part L2-normalised, weighted 1/sqrt(parts), concatenated in order [backbones..., text]",
         "load": "torch.export.load(path).module()",
         "torch": torch.__version__,
     }
@@ -341,9 +330,7 @@ def export_classifier(
         raise ValueError(f"card is not JSON-compatible: {error}") from error
 
     generator = torch.Generator().manual_seed(0)
-    example: tuple[Tensor, ...] = (
-        torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8, generator=generator),
-    )
+    example: tuple[Tensor, ...] = (torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8, generator=generator),)
     batch = torch.export.Dim("batch", min=1)
     dynamic: dict[str, Any] = {"images": {0: batch}}
     if text_dim is not None:

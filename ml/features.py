@@ -106,9 +106,9 @@ def compare_feature_sets(
     if classes.size < 2 or counts.min() < 2:
         raise ValueError("comparing feature sets needs at least two classes with two labels each")
     folds = list(
-        StratifiedKFold(
-            n_splits=int(min(cv, counts.min())), shuffle=True, random_state=random_state
-        ).split(np.zeros(len(y)), y)
+        StratifiedKFold(n_splits=int(min(cv, counts.min())), shuffle=True, random_state=random_state).split(
+            np.zeros(len(y)), y
+        )
     )
     scores: dict[str, FeatureScore] = {}
     for name, X in candidates.items():

@@ -40,9 +40,7 @@ def _prefetch(typingctx, array, index):
     def codegen(context, builder, signature, args):
         array_type = signature.args[0]
         view = context.make_array(array_type)(context, builder, args[0])
-        address = cgutils.get_item_pointer(
-            context, builder, array_type, view, [args[1]], wraparound=False
-        )
+        address = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]], wraparound=False)
         pointer = cgutils.voidptr_t
         i32 = ir.IntType(32)
         function = builder.module.declare_intrinsic(

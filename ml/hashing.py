@@ -316,10 +316,7 @@ _MIN_TABLE_BITS = 16
 def _layout(n: int, radius: int) -> tuple[int, ...]:
     """Chunk widths, widest first, that make look-ups among ``n`` hashes cheapest."""
     max_width = max(_MIN_TABLE_BITS, (4 * n).bit_length() - 1)
-    layouts = [
-        tuple(_BITS // m + (1 if i < _BITS % m else 0) for i in range(m))
-        for m in range(1, _MAX_CHUNKS + 1)
-    ]
+    layouts = [tuple(_BITS // m + (1 if i < _BITS % m else 0) for i in range(m)) for m in range(1, _MAX_CHUNKS + 1)]
     return min(
         (widths for widths in layouts if widths[0] <= max_width),
         key=lambda widths: _layout_cost(widths, n, radius),

@@ -134,8 +134,7 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         classes, counts = np.unique(y, return_counts=True)
         if classes.size < 2:
             raise ValueError(
-                f"y has {classes.size} class ({classes.tolist()}); "
-                "LinearHead needs labels of at least 2 classes."
+                f"y has {classes.size} class ({classes.tolist()}); LinearHead needs labels of at least 2 classes."
             )
         self.classes_ = classes
         self.mean_ = X.mean(axis=0)
@@ -235,9 +234,7 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         """Read a head written by `save`; its predictions are identical to the saved one's."""
         head = joblib.load(path)
         if not isinstance(head, cls):
-            raise TypeError(
-                f"{os.fspath(path)} holds a {type(head).__name__}, not a {cls.__name__}."
-            )
+            raise TypeError(f"{os.fspath(path)} holds a {type(head).__name__}, not a {cls.__name__}.")
         check_is_fitted(head)
         return head
 
@@ -245,15 +242,11 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         if self.C is not None and not self.C > 0:
             raise ValueError(f"C must be positive or None, got {self.C!r}.")
         if len(self.Cs) == 0 or any(not c > 0 for c in self.Cs):
-            raise ValueError(
-                f"Cs must be a non-empty sequence of positive numbers, got {self.Cs!r}."
-            )
+            raise ValueError(f"Cs must be a non-empty sequence of positive numbers, got {self.Cs!r}.")
         if self.cv < 2:
             raise ValueError(f"cv must be at least 2, got {self.cv!r}.")
         if self.min_per_class_for_cv < 2:
-            raise ValueError(
-                f"min_per_class_for_cv must be at least 2, got {self.min_per_class_for_cv!r}."
-            )
+            raise ValueError(f"min_per_class_for_cv must be at least 2, got {self.min_per_class_for_cv!r}.")
 
     def _logistic_regression(self, C: float) -> LogisticRegression:
         return LogisticRegression(C=C, class_weight="balanced", max_iter=self.max_iter)
@@ -281,9 +274,7 @@ class LinearHead(ClassifierMixin, BaseEstimator):
             for i, C in enumerate(Cs):
                 model = self._logistic_regression(C).fit(Z[train], y[train])
                 proba = model.predict_proba(Z[val])
-                losses[i, fold] = log_loss(
-                    y[val], proba, sample_weight=weights, labels=model.classes_
-                )
+                losses[i, fold] = log_loss(y[val], proba, sample_weight=weights, labels=model.classes_)
         mean_losses = losses.mean(axis=1)
         order = np.lexsort((Cs, mean_losses))
         return Cs[int(order[0])], mean_losses

@@ -61,18 +61,14 @@ def recall_at_precision(y_true_binary: np.ndarray, scores: np.ndarray, precision
     y = np.asarray(y_true_binary).astype(bool)
     scores = np.asarray(scores, dtype=np.float64)
     if y.shape != scores.shape or y.ndim != 1:
-        raise ValueError(
-            f"y_true_binary and scores must be 1-D of equal length, got {y.shape} and {scores.shape}."
-        )
+        raise ValueError(f"y_true_binary and scores must be 1-D of equal length, got {y.shape} and {scores.shape}.")
     if not y.any():
         return 0.0
     precisions, recalls, _ = precision_recall_curve(y, scores)
     return float(recalls[precisions >= precision].max())
 
 
-def neutral_false_positive_rate(
-    y_true: np.ndarray, y_pred: np.ndarray, neutral: Any = "neutral"
-) -> float | None:
+def neutral_false_positive_rate(y_true: np.ndarray, y_pred: np.ndarray, neutral: Any = "neutral") -> float | None:
     """Share of truly-neutral items predicted as any other (violating) class.
 
     Parameters
@@ -200,9 +196,7 @@ def evaluate(
     _check_scores(y_true, proba, labels)
     y_pred = labels[np.argmax(proba, axis=1)]
 
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     per_class: dict[str, dict[str, Any]] = {}
     for j, label in enumerate(labels):
         positives = y_true == label
@@ -211,9 +205,7 @@ def evaluate(
             "recall": float(recall[j]),
             "f1": float(f1[j]),
             "support": int(support[j]),
-            "average_precision": (
-                float(average_precision_score(positives, proba[:, j])) if positives.any() else None
-            ),
+            "average_precision": (float(average_precision_score(positives, proba[:, j])) if positives.any() else None),
             "recall_at_precision": recall_at_precision(positives, proba[:, j], precision_target),
         }
     present = support > 0
@@ -229,11 +221,7 @@ def evaluate(
             "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         },
         "pr_curves": pr_curves(y_true, proba, labels),
-        "neutral_fpr": (
-            neutral_false_positive_rate(y_true, y_pred, neutral)
-            if neutral in labels.tolist()
-            else None
-        ),
+        "neutral_fpr": (neutral_false_positive_rate(y_true, y_pred, neutral) if neutral in labels.tolist() else None),
     }
 
 
@@ -260,9 +248,7 @@ def learning_curve_auc(budgets: Sequence[float], scores: Sequence[float]) -> flo
     x = np.asarray(budgets, dtype=np.float64)
     y = np.asarray(scores, dtype=np.float64)
     if x.ndim != 1 or x.shape != y.shape:
-        raise ValueError(
-            f"budgets and scores must be 1-D of equal length, got {x.shape} and {y.shape}."
-        )
+        raise ValueError(f"budgets and scores must be 1-D of equal length, got {x.shape} and {y.shape}.")
     if x.size < 2 or np.unique(x).size != x.size:
         raise ValueError(f"budgets must hold at least 2 distinct values, got {x.tolist()}.")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):

@@ -75,9 +75,7 @@ class QualityConfig:
         if self.blank_std < 0:
             raise ValueError(f"quality config blank_std must be >= 0, got {self.blank_std}")
         if isinstance(self.formats, str):
-            raise ValueError(
-                f"quality config formats must be a list of names, got {self.formats!r}"
-            )
+            raise ValueError(f"quality config formats must be a list of names, got {self.formats!r}")
         object.__setattr__(self, "formats", tuple(str(f).upper() for f in self.formats))
         Image.init()
         unknown = [f for f in self.formats if f not in Image.OPEN]
@@ -92,9 +90,7 @@ class QualityConfig:
         known = {f.name for f in fields(cls)}
         for key in d:
             if key not in known:
-                raise ValueError(
-                    f"unknown quality config key {key!r}; expected one of {sorted(known)}"
-                )
+                raise ValueError(f"unknown quality config key {key!r}; expected one of {sorted(known)}")
         return cls(**dict(d))
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,9 +164,7 @@ def decode_image(
     return decoded, reason, detail
 
 
-def _load(
-    data: bytes, fmt: str, image: ImageFile.ImageFile, max_side: int | None
-) -> tuple[ImageFile.ImageFile, int]:
+def _load(data: bytes, fmt: str, image: ImageFile.ImageFile, max_side: int | None) -> tuple[ImageFile.ImageFile, int]:
     """Verify and fully decode the first frame; returns the loaded image and frame count."""
     image = _verify_and_reopen(data, fmt, image)
     if max_side is not None and fmt == "JPEG":

@@ -101,9 +101,7 @@ def huge_header_png(width: int = 30_000, height: int = 30_000, padding: int = 12
     )
 
 
-def solid_colour_jpeg(
-    colour: tuple[int, int, int] = (90, 140, 120), size: tuple[int, int] = (1600, 1200)
-) -> bytes:
+def solid_colour_jpeg(colour: tuple[int, int, int] = (90, 140, 120), size: tuple[int, int] = (1600, 1200)) -> bytes:
     """A JPEG of one flat colour, large enough in pixels to weigh over 10 KB."""
     return encode(Image.new("RGB", size, colour), "JPEG", quality=95)
 
@@ -125,9 +123,7 @@ def animated_gif(seeds: tuple[int, ...] = (0, 1, 2), size: tuple[int, int] = DEF
     return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
 
 
-def exif_rotated_jpeg(
-    seed: int = 0, orientation: int = 6, size: tuple[int, int] = DEFAULT_SIZE
-) -> bytes:
+def exif_rotated_jpeg(seed: int = 0, orientation: int = 6, size: tuple[int, int] = DEFAULT_SIZE) -> bytes:
     """A JPEG of ``photo(seed, size)`` stored sideways with EXIF Orientation 6 or 8.
 
     The stored pixels are ``size`` transposed; a viewer that honours the tag shows the
@@ -189,8 +185,9 @@ def pattern_photo(pattern: str, seed: int, size: tuple[int, int] = DEFAULT_SIZE)
         step = int(rng.integers(18, 40))
         slant = int(rng.integers(-height // 2, height // 2))
         for x in range(-height + int(rng.integers(0, step)), width + height, step):
-            draw.polygon([(x, 0), (x + step // 2, 0), (x + step // 2 + slant, height), (x + slant, height)],
-                         fill=colour)
+            draw.polygon(
+                [(x, 0), (x + step // 2, 0), (x + step // 2 + slant, height), (x + slant, height)], fill=colour
+            )
     else:
         for _ in range(int(rng.integers(6, 12))):
             r = int(rng.integers(12, 40))
@@ -212,6 +209,13 @@ def meme_jpeg(caption: str, seed: int = 0, size: tuple[int, int] = (480, 360)) -
 
     picture = photo(seed, size)
     font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", size=size[1] // 9)
-    ImageDraw.Draw(picture).text((size[0] // 2, size[1] // 12), caption, font=font, fill="white",
-                                 stroke_width=3, stroke_fill="black", anchor="mt")
+    ImageDraw.Draw(picture).text(
+        (size[0] // 2, size[1] // 12),
+        caption,
+        font=font,
+        fill="white",
+        stroke_width=3,
+        stroke_fill="black",
+        anchor="mt",
+    )
     return encode(picture, "JPEG", quality=92)

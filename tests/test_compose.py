@@ -43,7 +43,11 @@ def test_app_services_environment_matches_settings(compose):
         assert db["ENGINE"] == "django.db.backends.postgresql" and db["HOST"] == "postgres"
         assert env["CELERY_BROKER_URL"].startswith("redis://redis:")
         pg = compose["services"]["postgres"]["environment"]
-        assert (db["USER"], db["PASSWORD"], db["NAME"]) == (pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], pg["POSTGRES_DB"])
+        assert (db["USER"], db["PASSWORD"], db["NAME"]) == (
+            pg["POSTGRES_USER"],
+            pg["POSTGRES_PASSWORD"],
+            pg["POSTGRES_DB"],
+        )
         assert "DJANGO_SECRET_KEY" in env, "production settings have no default secret"
 
 

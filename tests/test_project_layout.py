@@ -28,8 +28,21 @@ def test_ml_never_loads_django():
 
 
 def test_layout_of_the_design_card_exists():
-    for name in ("manage.py", "pyproject.toml", "moderation", "labeling", "ml", "templates", "static",
-                 "tests", "docker-compose.yml", "bench", "README.md", "Makefile", ".ci/run"):
+    for name in (
+        "manage.py",
+        "pyproject.toml",
+        "moderation",
+        "labeling",
+        "ml",
+        "templates",
+        "static",
+        "tests",
+        "docker-compose.yml",
+        "bench",
+        "README.md",
+        "Makefile",
+        ".ci/run",
+    ):
         assert (ROOT / name).exists(), name
 
 

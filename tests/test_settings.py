@@ -65,6 +65,7 @@ def test_scaled_mode_from_environment_only(tmp_path):
 def test_production_refuses_to_start_without_a_secret(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "VEIL_"))}
     env.update(DJANGO_SETTINGS_MODULE="moderation.settings.production", VEIL_VAR_DIR=str(tmp_path))
-    out = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert out.returncode != 0 and "DJANGO_SECRET_KEY" in out.stderr

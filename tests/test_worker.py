@@ -54,10 +54,28 @@ def worker(request, tmp_path, media_root, settings):
     }
     log = open(tmp_path / "worker.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "moderation", "worker", "--pool", request.param,
-         "--concurrency", "1", "--queues", "default,gpu", "--loglevel", "INFO",
-         "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "moderation",
+            "worker",
+            "--pool",
+            request.param,
+            "--concurrency",
+            "1",
+            "--queues",
+            "default,gpu",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     yield process, tmp_path / "worker.log", request.param
     celery_app.conf.task_always_eager = saved_eager

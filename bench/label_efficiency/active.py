@@ -71,13 +71,9 @@ class ActiveLoop:
                 **self.params,
             )
             if len(picked) == 0:
-                raise ValueError(
-                    "choose_batch returned no images while the pool has unlabeled ones"
-                )
+                raise ValueError("choose_batch returned no images while the pool has unlabeled ones")
             annotator.reveal(picked)
-            self.rounds.append(
-                {"labels": int(len(labeled)), "size": int(len(picked)), "strategy": used}
-            )
+            self.rounds.append({"labels": int(len(labeled)), "size": int(len(picked)), "strategy": used})
         return annotator.labeled
 
 
@@ -109,4 +105,3 @@ def _parse_override(text: str) -> tuple[str, Any]:
     except json.JSONDecodeError:
         parsed = value
     return key, tuple(parsed) if isinstance(parsed, list) else parsed
-

@@ -25,9 +25,7 @@ def _files_digest(data: LabeledImages) -> str:
     return cache_key(files=rel, pool=len(data.pool_paths))
 
 
-def _cached_array(
-    path: Path, compute: Callable[[], dict[str, np.ndarray]]
-) -> dict[str, np.ndarray]:
+def _cached_array(path: Path, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     if path.exists():
         with np.load(path) as stored:
             return {k: stored[k] for k in stored.files}
@@ -44,4 +42,3 @@ def _write_json(path: Path, value: Any) -> None:
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.json")
     tmp.write_text(json.dumps(value))
     os.replace(tmp, path)
-

@@ -63,4 +63,3 @@ FEATURE_TITLES = {
     TEXT_FEATURES: f"{DEFAULT_BACKBONE} + OCR text",
 }
 STRATEGIES = ("random", "diversity", "typicality", "prototypes", "active")
-

@@ -57,9 +57,7 @@ def product_head() -> Any:
     return LinearHead(random_state=0)
 
 
-def fit_proba(
-    X: np.ndarray, y: np.ndarray, X_eval: np.ndarray, n_classes: int, calibrate: bool
-) -> np.ndarray:
+def fit_proba(X: np.ndarray, y: np.ndarray, X_eval: np.ndarray, n_classes: int, calibrate: bool) -> np.ndarray:
     """Fits the head on ``(X, y)`` and returns probabilities over all ``n_classes``.
 
     Classes not yet labeled get probability 0; with a single labeled class every item is
@@ -80,9 +78,7 @@ def score(y_test: np.ndarray, proba: np.ndarray, positive: int | None) -> dict[s
     result = evaluate(y_test, proba, list(range(proba.shape[1])), precision_target=PRECISION_TARGET)
     scores = {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}
     if positive is not None:
-        scores["recall_at_80p"] = recall_at_precision(
-            y_test == positive, proba[:, positive], PRECISION_TARGET
-        )
+        scores["recall_at_80p"] = recall_at_precision(y_test == positive, proba[:, positive], PRECISION_TARGET)
     return scores
 
 
@@ -130,9 +126,7 @@ def strategy_chooser(strategy: str, X: np.ndarray, seed: int) -> Chooser:
 
     def choose(annotator: SimulatedAnnotator, target: int) -> np.ndarray:
         need = target - len(annotator.revealed)
-        picked, _ = loop.choose_batch(
-            strategy, X=X, budget=need, labeled=annotator.labeled, random_state=seed
-        )
+        picked, _ = loop.choose_batch(strategy, X=X, budget=need, labeled=annotator.labeled, random_state=seed)
         annotator.reveal(picked)
         return picked
 
@@ -146,9 +140,7 @@ def summarise_seeds(runs: list[dict[str, list[float]]]) -> dict[str, dict[str, A
         values = np.asarray([run[metric] for run in runs])
         out[metric] = {
             "mean": values.mean(axis=0).tolist(),
-            "std": values.std(axis=0, ddof=1).tolist()
-            if len(runs) > 1
-            else [0.0] * values.shape[1],
+            "std": values.std(axis=0, ddof=1).tolist() if len(runs) > 1 else [0.0] * values.shape[1],
             "min": values.min(axis=0).tolist(),
             "max": values.max(axis=0).tolist(),
             "seeds": values.tolist(),
@@ -168,4 +160,3 @@ def full_pool_probe(
 ) -> dict[str, float]:
     """Scores of the head fitted on every pool label (the ceiling of the curves)."""
     return score(y_test, fit_proba(X, y, X_test, n_classes, calibrate), positive)
-

@@ -72,9 +72,7 @@ def find_test_split(names: Sequence[str]) -> str | None:
     return None
 
 
-def stratified_split(
-    labels: np.ndarray, fraction: float, seed: int = SPLIT_SEED
-) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(labels: np.ndarray, fraction: float, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
     """Fixed stratified split of ``range(len(labels))`` into pool and test indices.
 
     Each class sends ``round(fraction * count)`` of its items to the test split, at least
@@ -126,9 +124,7 @@ def discover_dataset(root: str | os.PathLike[str]) -> LabeledImages:
                 f"{root}: split folders {[s.name for s in splits]} include no test split "
                 f"(one named {', '.join(TEST_SPLIT_NAMES)}, case-insensitive)"
             )
-        per_split = {
-            s.name: {c.name: _images_in(c) for c in _subfolders(s) if _images_in(c)} for s in splits
-        }
+        per_split = {s.name: {c.name: _images_in(c) for c in _subfolders(s) if _images_in(c)} for s in splits}
         classes = sorted({c for found in per_split.values() for c in found})
         pool_splits = [s.name for s in splits if s.name != test_name]
         if not pool_splits:
@@ -188,4 +184,3 @@ def budgets_for(pool_size: int, budgets: Sequence[int] = BUDGETS) -> list[int]:
     if len(usable) < 2:
         raise ValueError(f"a pool of {pool_size} images is too small for budgets {budgets}")
     return usable
-

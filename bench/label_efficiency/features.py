@@ -130,9 +130,7 @@ def compute_features(
     """
     config = MSNConfig.preset("tiny", **overrides)
     files = _files_digest(data)
-    run_dir = (
-        cache / f"{data.name}-{cache_key(files=files, minutes=minutes, config=config.to_dict())}"
-    )
+    run_dir = cache / f"{data.name}-{cache_key(files=files, minutes=minutes, config=config.to_dict())}"
     if retrain and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -154,13 +152,10 @@ def compute_features(
         lambda: split_features(lambda ps: _embed(random_vit, ps, config, "embed random ViT")),
     )
     features[DEFAULT_FEATURES] = _cached_array(
-        cache
-        / f"{data.name}-{DEFAULT_BACKBONE}-{cache_key(files=files, backbone=DEFAULT_BACKBONE)}.npz",
+        cache / f"{data.name}-{DEFAULT_BACKBONE}-{cache_key(files=files, backbone=DEFAULT_BACKBONE)}.npz",
         lambda: split_features(lambda ps: embed_with_backbone(DEFAULT_BACKBONE, ps)),
     )
-    summary = pretrain_msn(
-        data, config, minutes=minutes, run_dir=run_dir, skip=skip_pretrain, workers=workers
-    )
+    summary = pretrain_msn(data, config, minutes=minutes, run_dir=run_dir, skip=skip_pretrain, workers=workers)
     summary["run_dir"] = str(run_dir)
     summary["overrides"] = overrides
     backbone = load_backbone(run_dir / "msn" / "backbone.pt")
@@ -171,8 +166,5 @@ def compute_features(
     embedded_text, text_summary = text_features(data, cache=cache, mode=text, threads=threads)
     if embedded_text is not None:
         default = features[DEFAULT_FEATURES]
-        features[TEXT_FEATURES] = {
-            split: fuse([default[split], embedded_text[split]]) for split in ("pool", "test")
-        }
+        features[TEXT_FEATURES] = {split: fuse([default[split], embedded_text[split]]) for split in ("pool", "test")}
     return features, {"pretrain": summary, "text": text_summary}
-

@@ -33,16 +33,10 @@ def format_table(result: dict[str, Any]) -> str:
     """The printed table: one block per metric, one row per curve, AUC and ratio."""
     budgets = result["budgets"]
     lines = []
-    metrics = ["accuracy", "macro_f1"] + (
-        ["recall_at_80p"] if result["positive_class"] is not None else []
-    )
+    metrics = ["accuracy", "macro_f1"] + (["recall_at_80p"] if result["positive_class"] is not None else [])
     n_seeds = len(result["seeds"])
     width = 44
-    head = (
-        f"{'curve':<{width}}"
-        + "".join(f"{b:>8}" for b in budgets)
-        + f"{'AUC':>8}{'ratio':>8}{'± seeds':>9}"
-    )
+    head = f"{'curve':<{width}}" + "".join(f"{b:>8}" for b in budgets) + f"{'AUC':>8}{'ratio':>8}{'± seeds':>9}"
     for metric in metrics:
         lines += [
             "",
@@ -59,16 +53,12 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(row + f"{area:>8.3f}{area / random_auc:>8.3f}{spread:>9.3f}")
             if name == "random":
                 std = curve["std"]
-                lines.append(
-                    f"{'  random ± std over seeds':<{width}}" + "".join(f"{v:>8.3f}" for v in std)
-                )
+                lines.append(f"{'  random ± std over seeds':<{width}}" + "".join(f"{v:>8.3f}" for v in std))
         for name in result["features"]:
             curve = result["features"][name]["random"][metric]
             area = result["features"][name]["auc"][metric]
             label = f"random, {FEATURE_TITLES.get(name, name)}"
-            lines.append(
-                f"{label:<{width}}" + "".join(f"{v:>8.3f}" for v in curve["mean"]) + f"{area:>8.3f}"
-            )
+            lines.append(f"{label:<{width}}" + "".join(f"{v:>8.3f}" for v in curve["mean"]) + f"{area:>8.3f}")
     lines += ["", "full-pool linear probe (all pool labels):"]
     for name, entry in result["features"].items():
         probe = entry["full_pool"]
@@ -95,9 +85,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     budgets = result["budgets"]
-    metrics = ["accuracy", "macro_f1"] + (
-        ["recall_at_80p"] if result["positive_class"] is not None else []
-    )
+    metrics = ["accuracy", "macro_f1"] + (["recall_at_80p"] if result["positive_class"] is not None else [])
     n_cols = 2
     n_rows = math.ceil((len(metrics) + 1) / n_cols)
     fig, grid = plt.subplots(n_rows, n_cols, figsize=(6 * n_cols, 4.5 * n_rows), squeeze=False)
@@ -216,8 +204,7 @@ def check_targets(result: dict[str, Any]) -> dict[str, Any]:
             - features["raw_pixels"]["random"]["accuracy"]["mean"][i]
         )
     gaps["full_pool"] = (
-        features[DEFAULT_FEATURES]["full_pool"]["accuracy"]
-        - features["raw_pixels"]["full_pool"]["accuracy"]
+        features[DEFAULT_FEATURES]["full_pool"]["accuracy"] - features["raw_pixels"]["full_pool"]["accuracy"]
     )
     targets["default_beats_raw"] = {
         "value": min(gaps.values()),
@@ -242,4 +229,3 @@ def check_targets(result: dict[str, Any]) -> dict[str, Any]:
             "met": gain >= TARGET_COLD_START_GAIN,
         }
     return targets
-

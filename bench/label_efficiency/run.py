@@ -81,8 +81,7 @@ def _run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "seeds": list(SEEDS),
         "strategy_features": DEFAULT_FEATURES,
         "auc_definition": (
-            "ml.metrics.learning_curve_auc over log(budget); "
-            f"ratio = area / random mean area on {DEFAULT_FEATURES}"
+            f"ml.metrics.learning_curve_auc over log(budget); ratio = area / random mean area on {DEFAULT_FEATURES}"
         ),
         "head": {
             "class": "ml.head.LinearHead",
@@ -116,9 +115,7 @@ def _run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     for kind, name, seed in tqdm(jobs, desc="learning curves", unit="curve"):
         if kind == "feature":
             pool, test = features[name]["pool"], features[name]["test"]
-            curve = run_curve(
-                pool, y, test, y_test, budgets, strategy_chooser("random", pool, seed), **common
-            )
+            curve = run_curve(pool, y, test, y_test, budgets, strategy_chooser("random", pool, seed), **common)
             random_runs[name].append(curve)
             continue
         if name in loops:
@@ -144,15 +141,12 @@ def _run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "dim": int(features[name]["pool"].shape[1]),
             "random": summary,
             "auc": {m: auc(budgets, s["mean"]) for m, s in summary.items()},
-            "full_pool": full_pool_probe(
-                features[name]["pool"], y, features[name]["test"], y_test, **common
-            ),
+            "full_pool": full_pool_probe(features[name]["pool"], y, features[name]["test"], y_test, **common),
         }
     strategy_runs = {"random": random_runs[DEFAULT_FEATURES], **strategy_runs}
     result["strategies"] = {name: summarise_seeds(runs) for name, runs in strategy_runs.items()}
     result["auc"] = {
-        name: {m: auc(budgets, s["mean"]) for m, s in curves.items()}
-        for name, curves in result["strategies"].items()
+        name: {m: auc(budgets, s["mean"]) for m, s in curves.items()} for name, curves in result["strategies"].items()
     }
     result["auc_ratio"] = {
         name: {m: result["auc"][name][m] / result["auc"]["random"][m] for m in result["auc"][name]}
@@ -191,16 +185,10 @@ def arguments() -> argparse.ArgumentParser:
     harness.add_data(parser, required=True, help="dataset folder")
     parser.add_argument("--minutes", type=float, default=10.0, help="MSN pretraining budget")
     parser.add_argument("--out", type=Path, help="JSON output (PNG beside it)")
-    parser.add_argument(
-        "--cache", type=Path, default=DEFAULT_CACHE, help="pretraining, embeddings and OCR text"
-    )
-    parser.add_argument(
-        "--skip-pretrain", action="store_true", help="fail unless a backbone is cached"
-    )
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="pretraining, embeddings and OCR text")
+    parser.add_argument("--skip-pretrain", action="store_true", help="fail unless a backbone is cached")
     parser.add_argument("--retrain", action="store_true", help="discard the cached backbone first")
-    parser.add_argument(
-        "--features-only", action="store_true", help="pretrain and embed, no curves"
-    )
+    parser.add_argument("--features-only", action="store_true", help="pretrain and embed, no curves")
     parser.add_argument(
         "--override",
         action="append",
@@ -231,9 +219,7 @@ def arguments() -> argparse.ArgumentParser:
         metavar="STRATEGY[:KEY=VALUE,...]",
         help="also run the active loop with this strategy and parameters (repeatable)",
     )
-    parser.add_argument(
-        "--calibrate", action="store_true", help="calibrated scoring head (see the docstring)"
-    )
+    parser.add_argument("--calibrate", action="store_true", help="calibrated scoring head (see the docstring)")
     parser.add_argument("--threads", type=int, default=1, help="torch, OCR and BLAS threads")
     parser.add_argument("--workers", type=int, default=2, help="pretraining DataLoader workers")
     return parser

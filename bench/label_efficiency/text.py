@@ -91,9 +91,7 @@ def text_features(
     fraction = None
     if mode != "off":
         sample = text_sample(len(data.pool_paths))
-        texts = read_texts(
-            data, [data.pool_paths[i] for i in sample], cache_file=ocr_file, threads=threads
-        )
+        texts = read_texts(data, [data.pool_paths[i] for i in sample], cache_file=ocr_file, threads=threads)
         with_text = sum(bool(t.strip()) for t in texts)
         fraction = with_text / max(len(texts), 1)
         summary.update(sample=len(texts), sample_with_text=with_text, sample_fraction=fraction)
@@ -105,9 +103,7 @@ def text_features(
         embedder = ml_text.text_embedder()
         out = {}
         for split, paths in (("pool", data.pool_paths), ("test", data.test_paths)):
-            out[split] = embedder.embed(
-                read_texts(data, paths, cache_file=ocr_file, threads=threads)
-            )
+            out[split] = embedder.embed(read_texts(data, paths, cache_file=ocr_file, threads=threads))
         return out
 
     key = cache_key(files=_files_digest(data), ocr=ocr_file.name, text=TEXT_BACKBONE)
@@ -119,4 +115,3 @@ def text_features(
         test_with_text=int(np.count_nonzero(np.abs(embedded["test"]).sum(axis=1))),
     )
     return embedded, summary
-

@@ -62,8 +62,9 @@ class PredictApi(APIView):
 
 
 def _head(request, slug: str, pk: int) -> ModelVersion:
-    return model_version_get_for_user(user=request.user, slug=slug, pk=pk, kind=ModelVersion.Kind.HEAD,
-                                      rule=permissions.can_export)
+    return model_version_get_for_user(
+        user=request.user, slug=slug, pk=pk, kind=ModelVersion.Kind.HEAD, rule=permissions.can_export
+    )
 
 
 class ClassifierDownloadApi(APIView):
@@ -72,8 +73,9 @@ class ClassifierDownloadApi(APIView):
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
     def get(self, request, slug: str, pk: int):
         name = classifier.classifier_export(head=_head(request, slug, pk))
-        response = FileResponse(media_open(name), content_type="application/zip", as_attachment=True,
-                                filename=f"veil-{slug}-head-{pk}.zip")
+        response = FileResponse(
+            media_open(name), content_type="application/zip", as_attachment=True, filename=f"veil-{slug}-head-{pk}.zip"
+        )
         response["Cache-Control"] = "private, no-store"
         return response
 

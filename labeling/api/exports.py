@@ -45,8 +45,12 @@ class ExportJobApi(APIView):
         project = project_get_for_user(user=request.user, slug=slug, rule=permissions.can_export)
         data = ExportInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        job = exports.export_job_submit(actor=request.user, project=project, fmt=data.validated_data["format"],
-                                        filters=_filters(data.validated_data))
+        job = exports.export_job_submit(
+            actor=request.user,
+            project=project,
+            fmt=data.validated_data["format"],
+            filters=_filters(data.validated_data),
+        )
         job.refresh_from_db()
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
@@ -54,27 +58,34 @@ class ExportJobApi(APIView):
 class ExportStreamApi(APIView):
     """Stream a small export (JSONL, CSV or Label Studio JSON) straight into the response."""
 
-    @extend_schema(parameters=[ExportInputSerializer], responses={
-        (200, exports.CONTENT_TYPES["jsonl"]): OpenApiTypes.STR,
-        (200, exports.CONTENT_TYPES["csv"]): OpenApiTypes.STR,
-        (200, exports.CONTENT_TYPES["labelstudio"]): OpenApiTypes.ANY,
-    })
+    @extend_schema(
+        parameters=[ExportInputSerializer],
+        responses={
+            (200, exports.CONTENT_TYPES["jsonl"]): OpenApiTypes.STR,
+            (200, exports.CONTENT_TYPES["csv"]): OpenApiTypes.STR,
+            (200, exports.CONTENT_TYPES["labelstudio"]): OpenApiTypes.ANY,
+        },
+    )
     def get(self, request, slug: str):
         project = project_get_for_user(user=request.user, slug=slug, rule=permissions.can_export)
-        params = {k: (request.query_params.getlist(k) if k in ("categories", "sources") else v)
-                  for k, v in request.query_params.items()}
+        params = {
+            k: (request.query_params.getlist(k) if k in ("categories", "sources") else v)
+            for k, v in request.query_params.items()
+        }
         data = ExportInputSerializer(data=params)
         data.is_valid(raise_exception=True)
         fmt = data.validated_data["format"]
         if fmt in exports.ARCHIVE_FORMATS:
-            raise ApplicationError(f"{fmt} exports are archives: start an export job instead.",
-                                   extra={"field": "format"})
+            raise ApplicationError(
+                f"{fmt} exports are archives: start an export job instead.", extra={"field": "format"}
+            )
         filters = exports.ExportFilters.from_dict(project, _filters(data.validated_data))
         count = exports.export_size(project=project, filters=filters)
         if count > DIRECT_EXPORT_LIMIT:
             raise ApplicationError(
                 f"{count} images match: more than {DIRECT_EXPORT_LIMIT} are exported by a job.",
-                code="too_large", extra={"field": "format", "count": count},
+                code="too_large",
+                extra={"field": "format", "count": count},
             )
         rows = exports.export_rows(project=project, filters=filters)
         if fmt == "jsonl":
@@ -83,25 +94,32 @@ class ExportStreamApi(APIView):
             chunks = exports.csv_lines(rows)
         else:
             chunks = exports.labelstudio_chunks(
-                rows, image_url=lambda image: request.build_absolute_uri(
-                    reverse("image-file", args=[image.pk, "original"])))
+                rows,
+                image_url=lambda image: request.build_absolute_uri(reverse("image-file", args=[image.pk, "original"])),
+            )
         response = StreamingHttpResponse(chunks, content_type=exports.CONTENT_TYPES[fmt])
         response["Content-Disposition"] = f'attachment; filename="{slug}.{exports.EXTENSIONS[fmt]}"'
         return response
 
 
 class ExportDownloadApi(APIView):
-    @extend_schema(responses={
-        (200, content_type): OpenApiTypes.ANY if content_type == "application/json" else OpenApiTypes.BINARY
-        for content_type in sorted(set(exports.CONTENT_TYPES.values()))
-    })
+    @extend_schema(
+        responses={
+            (200, content_type): OpenApiTypes.ANY if content_type == "application/json" else OpenApiTypes.BINARY
+            for content_type in sorted(set(exports.CONTENT_TYPES.values()))
+        }
+    )
     def get(self, request, job_id: int):
         job = export_get_for_user(user=request.user, job_id=job_id)
         if job.status != Job.Status.SUCCEEDED:
             raise ApplicationError(f"Export {job_id} is {job.status}, not ready.", code="not_ready")
 
         name = job.result["file"]
-        response = FileResponse(media_open(name), content_type=exports.CONTENT_TYPES[job.params["format"]],
-                                as_attachment=True, filename=name.rsplit("/", 1)[-1])
+        response = FileResponse(
+            media_open(name),
+            content_type=exports.CONTENT_TYPES[job.params["format"]],
+            as_attachment=True,
+            filename=name.rsplit("/", 1)[-1],
+        )
         response["Cache-Control"] = "private, no-store"
         return response

@@ -24,8 +24,9 @@ from ml.quality import QualityConfig
 
 class ImageFilter(django_filters.FilterSet):
     category = django_filters.CharFilter(field_name="source_label__key", label="Pre-label key")
-    text = django_filters.CharFilter(field_name="ocr_text", lookup_expr="icontains",
-                                     label="Text read from the image contains")
+    text = django_filters.CharFilter(
+        field_name="ocr_text", lookup_expr="icontains", label="Text read from the image contains"
+    )
 
     class Meta:
         model = Image
@@ -66,14 +67,19 @@ class ImageUploadApi(APIView):
     @extend_schema(request={"multipart/form-data": s.UploadInputSerializer}, responses={202: s.JobOutputSerializer})
     def post(self, request, slug: str):
         project = project_get_for_user(user=request.user, slug=slug, rule=permissions.can_import)
-        data = s.UploadInputSerializer(data={
-            "files": request.FILES.getlist("files"),
-            "source": request.data.get("source", ""),
-            "labels_from_folders": request.data.get("labels_from_folders", False),
-        }, context={"formats": QualityConfig.from_dict(project.quality).formats})
+        data = s.UploadInputSerializer(
+            data={
+                "files": request.FILES.getlist("files"),
+                "source": request.data.get("source", ""),
+                "labels_from_folders": request.data.get("labels_from_folders", False),
+            },
+            context={"formats": QualityConfig.from_dict(project.quality).formats},
+        )
         data.is_valid(raise_exception=True)
         job = import_job_submit(
-            actor=request.user, project=project, uploads=data.validated_data["files"],
+            actor=request.user,
+            project=project,
+            uploads=data.validated_data["files"],
             source=data.validated_data["source"],
             labels_from_folders=data.validated_data["labels_from_folders"],
         )
@@ -105,9 +111,12 @@ class AdjudicationApi(APIView):
         image = image_get_for_user(user=request.user, image_id=image_id)
         data = AdjudicationInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        decision = adjudication.adjudicate(actor=request.user, image=image,
-                                           category_key=data.validated_data["category"],
-                                           reason=data.validated_data["reason"])
+        decision = adjudication.adjudicate(
+            actor=request.user,
+            image=image,
+            category_key=data.validated_data["category"],
+            reason=data.validated_data["reason"],
+        )
         return Response(AdjudicationOutputSerializer(decision).data, status=status.HTTP_201_CREATED)
 
 

@@ -61,7 +61,9 @@ def lease_data(lease: queue.Lease, *, user, membership) -> dict:
 
 
 class QueueNextApi(APIView):
-    @extend_schema(request=None, responses={200: LeaseOutputSerializer, 204: OpenApiResponse(description="Nothing left")})
+    @extend_schema(
+        request=None, responses={200: LeaseOutputSerializer, 204: OpenApiResponse(description="Nothing left")}
+    )
     def post(self, request, slug: str):
         membership = membership_get_for_user(user=request.user, slug=slug)
         lease = queue.queue_next(user=request.user, project=membership.project)
@@ -85,18 +87,27 @@ class SubmitInputSerializer(serializers.Serializer):
 
 
 class QueueSubmitApi(APIView):
-    @extend_schema(request=SubmitInputSerializer, responses={201: AnnotationOutputSerializer, 200: AnnotationOutputSerializer})
+    @extend_schema(
+        request=SubmitInputSerializer, responses={201: AnnotationOutputSerializer, 200: AnnotationOutputSerializer}
+    )
     def post(self, request, item_id: int):
         data = SubmitInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         annotation, created = queue.annotation_submit(
-            user=request.user, item_id=item_id, client_key=v["client_key"], kind=v["kind"],
-            category_key=v.get("category") or None, time_spent_ms=v["time_spent_ms"], revealed=v["revealed"],
+            user=request.user,
+            item_id=item_id,
+            client_key=v["client_key"],
+            kind=v["kind"],
+            category_key=v.get("category") or None,
+            time_spent_ms=v["time_spent_ms"],
+            revealed=v["revealed"],
             note=v["note"],
         )
-        return Response(AnnotationOutputSerializer(annotation).data,
-                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(
+            AnnotationOutputSerializer(annotation).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
 
 
 class UndoInputSerializer(serializers.Serializer):
@@ -104,12 +115,17 @@ class UndoInputSerializer(serializers.Serializer):
 
 
 class QueueUndoApi(APIView):
-    @extend_schema(request=UndoInputSerializer, responses={200: AnnotationOutputSerializer, 204: OpenApiResponse(description="Nothing to undo")})
+    @extend_schema(
+        request=UndoInputSerializer,
+        responses={200: AnnotationOutputSerializer, 204: OpenApiResponse(description="Nothing to undo")},
+    )
     def post(self, request, slug: str):
         project = project_get_for_user(user=request.user, slug=slug)
         data = UndoInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        retraction = queue.annotation_undo(user=request.user, project=project, client_key=data.validated_data["client_key"])
+        retraction = queue.annotation_undo(
+            user=request.user, project=project, client_key=data.validated_data["client_key"]
+        )
         if retraction is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(AnnotationOutputSerializer(retraction).data)
@@ -143,5 +159,7 @@ class RevealBudgetApi(APIView):
         if user is None:
             # The same answer as for a user who is not a member, so the site's user names do not leak.
             raise NotFound(f"{data.validated_data['username']} is not a member of {project.slug}.")
-        wellbeing.reveal_budget_set(actor=request.user, project=project, user=user, budget=data.validated_data["budget"])
+        wellbeing.reveal_budget_set(
+            actor=request.user, project=project, user=user, budget=data.validated_data["budget"]
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -35,8 +35,9 @@ class ImportSummaryApi(APIView):
 
 class ReportQuerySerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=["json", "csv"], default="json")
-    limit = s.WholeNumberField(min_value=1, max_value=MAX_REPORT_ROWS, required=False,
-                               help_text="At most this many rows.")
+    limit = s.WholeNumberField(
+        min_value=1, max_value=MAX_REPORT_ROWS, required=False, help_text="At most this many rows."
+    )
 
 
 class ModelReportQuerySerializer(ReportQuerySerializer):

@@ -50,9 +50,24 @@ class ProjectOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Project
         fields = [
-            "slug", "name", "description", "created", "overlap", "batch_size", "strategy",
-            "quality", "near_duplicate_radius", "blur_radius", "lease_minutes",
-            "eval_fraction", "eval_cap", "gold_rate", "auto_start", "ocr", "weak_labels", "categories",
+            "slug",
+            "name",
+            "description",
+            "created",
+            "overlap",
+            "batch_size",
+            "strategy",
+            "quality",
+            "near_duplicate_radius",
+            "blur_radius",
+            "lease_minutes",
+            "eval_fraction",
+            "eval_cap",
+            "gold_rate",
+            "auto_start",
+            "ocr",
+            "weak_labels",
+            "categories",
         ]
 
 
@@ -78,11 +93,14 @@ class ProjectInputSerializer(serializers.Serializer):
     eval_cap = serializers.IntegerField(min_value=0, required=False)
     gold_rate = serializers.FloatField(min_value=0.0, max_value=0.5, required=False)
     auto_start = serializers.BooleanField(
-        required=False, help_text="Embed imports and open round 0 by itself (default true).")
+        required=False, help_text="Embed imports and open round 0 by itself (default true)."
+    )
     ocr = serializers.BooleanField(
-        required=False, help_text="Read and embed the text in images (default: true for the default taxonomy).")
+        required=False, help_text="Read and embed the text in images (default: true for the default taxonomy)."
+    )
     weak_labels = serializers.BooleanField(
-        required=False, help_text="Folder pre-labels seed the head as weak labels (default false).")
+        required=False, help_text="Folder pre-labels seed the head as weak labels (default false)."
+    )
     categories = CategoryInputSerializer(many=True, required=False)
 
 
@@ -98,8 +116,8 @@ class ImageMetadataSerializer(serializers.Serializer):
     date_collected = serializers.DateTimeField(allow_null=True)
     verified = serializers.BooleanField(help_text="A person decided the label (adjudicated or consensus).")
     label_source = serializers.ChoiceField(
-        choices=LabelSource.ALL, allow_null=True,
-        help_text="Where the final label came from.")
+        choices=LabelSource.ALL, allow_null=True, help_text="Where the final label came from."
+    )
     quality_score = serializers.FloatField(allow_null=True)
 
 
@@ -110,15 +128,33 @@ class ImageOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Image
         fields = [
-            "id", "name", "status", "reason", "detail", "sha256", "width", "height", "size_bytes",
-            "format", "quality_score", "split", "source", "source_label", "duplicate_of",
-            "duplicate_distance", "date_collected", "ocr_text", "created", "metadata",
+            "id",
+            "name",
+            "status",
+            "reason",
+            "detail",
+            "sha256",
+            "width",
+            "height",
+            "size_bytes",
+            "format",
+            "quality_score",
+            "split",
+            "source",
+            "source_label",
+            "duplicate_of",
+            "duplicate_distance",
+            "date_collected",
+            "ocr_text",
+            "created",
+            "metadata",
         ]
 
     def get_metadata(self, image) -> ImageMetadataSerializer:
         final = self.context.get("labels", {}).get(image.pk)
-        return image_metadata(image, label=final.category.key if final else None,
-                              label_source=final.source if final else None)
+        return image_metadata(
+            image, label=final.category.key if final else None, label_source=final.source if final else None
+        )
 
 
 class JobOutputSerializer(serializers.ModelSerializer):
@@ -128,8 +164,19 @@ class JobOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = [
-            "id", "project", "kind", "status", "done", "total", "progress", "counts", "result",
-            "error", "created", "started", "finished",
+            "id",
+            "project",
+            "kind",
+            "status",
+            "done",
+            "total",
+            "progress",
+            "counts",
+            "result",
+            "error",
+            "created",
+            "started",
+            "finished",
         ]
 
 
@@ -186,5 +233,17 @@ class AnnotationOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Annotation
-        fields = ["id", "image", "user", "round", "kind", "category", "supersedes", "time_spent_ms",
-                  "revealed", "client_key", "note", "created"]
+        fields = [
+            "id",
+            "image",
+            "user",
+            "round",
+            "kind",
+            "category",
+            "supersedes",
+            "time_spent_ms",
+            "revealed",
+            "client_key",
+            "note",
+            "created",
+        ]

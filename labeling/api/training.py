@@ -80,12 +80,23 @@ class EmbedApi(APIView):
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     classifier_url = serializers.SerializerMethodField(
-        help_text="For a head: its classifier (TorchScript + JSON card, zip) for admins.")
+        help_text="For a head: its classifier (TorchScript + JSON card, zip) for admins."
+    )
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "kind", "name", "backbone", "config", "metrics", "loss_curve", "is_active", "created",
-                  "classifier_url"]
+        fields = [
+            "id",
+            "kind",
+            "name",
+            "backbone",
+            "config",
+            "metrics",
+            "loss_curve",
+            "is_active",
+            "created",
+            "classifier_url",
+        ]
 
     def get_classifier_url(self, version) -> str | None:
         if version.kind != ModelVersion.Kind.HEAD or not version.artifact:

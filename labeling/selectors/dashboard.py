@@ -97,15 +97,26 @@ def backbones_overview(*, project: Project) -> dict:
     head = _active(project, ModelVersion.Kind.HEAD)
     used = set((head.config.get("features") or []) if head else [])
     counts = dict(
-        Embedding.objects.filter(model_version__project=project).values_list("model_version")
-        .annotate(n=Count("pk")).values_list("model_version", "n")
+        Embedding.objects.filter(model_version__project=project)
+        .values_list("model_version")
+        .annotate(n=Count("pk"))
+        .values_list("model_version", "n")
     )
     versions = ModelVersion.objects.filter(
-        project=project, kind__in=[ModelVersion.Kind.BACKBONE, ModelVersion.Kind.TEXT]).order_by("kind", "pk")
+        project=project, kind__in=[ModelVersion.Kind.BACKBONE, ModelVersion.Kind.TEXT]
+    ).order_by("kind", "pk")
     rows = [
-        {"version": v, "label": v.short_name, "kind": v.get_kind_display(),
-         "source": v.config.get("source") or (f"MSN {v.config['preset']} on this pool" if v.config.get("preset") else ""),
-         "embedded": counts.get(v.pk, 0), "accepted": accepted, "active": v.is_active, "used": v.pk in used}
+        {
+            "version": v,
+            "label": v.short_name,
+            "kind": v.get_kind_display(),
+            "source": v.config.get("source")
+            or (f"MSN {v.config['preset']} on this pool" if v.config.get("preset") else ""),
+            "embedded": counts.get(v.pk, 0),
+            "accepted": accepted,
+            "active": v.is_active,
+            "used": v.pk in used,
+        }
         for v in versions
     ]
     selection = (head.metrics.get("feature_selection") or {}) if head else {}
@@ -114,8 +125,11 @@ def backbones_overview(*, project: Project) -> dict:
         for name, score in sorted((selection.get("scores") or {}).items(), key=lambda kv: kv[1]["log_loss"])
     ]
     return {
-        "rows": rows, "head": head, "feature_set": head.metrics.get("feature_set") if head else None,
-        "comparison": comparison, "criterion": selection.get("criterion"),
+        "rows": rows,
+        "head": head,
+        "feature_set": head.metrics.get("feature_set") if head else None,
+        "comparison": comparison,
+        "criterion": selection.get("criterion"),
         "classifier_url": reverse("api-classifier-download", args=[project.slug, head.pk]) if head else None,
         "card_url": reverse("api-classifier-card", args=[project.slug, head.pk]) if head else None,
     }
@@ -125,7 +139,8 @@ def dashboard_jobs(*, project: Project, limit: int = 12) -> dict:
     """The latest jobs (with progress) and, per kind, the latest job when it failed."""
     jobs = list(
         Job.objects.filter(project=project, kind__in=DASHBOARD_JOB_KINDS)
-        .select_related("created_by").order_by("-created", "-pk")[:limit]
+        .select_related("created_by")
+        .order_by("-created", "-pk")[:limit]
     )
     failed = []
     for kind in DASHBOARD_JOB_KINDS:
@@ -148,33 +163,41 @@ def rounds_with_metrics(*, project: Project) -> list[dict]:
     names = {c.key: c.name for c in project.categories.all()}
     labels = dict(
         Annotation.objects.filter(round__project=project, kind=Annotation.Kind.LABEL)
-        .values_list("round").annotate(n=Count("pk")).values_list("round", "n")
+        .values_list("round")
+        .annotate(n=Count("pk"))
+        .values_list("round", "n")
     )
     rounds = (
         Round.objects.filter(project=project)
-        .annotate(items_total=Count("items"), items_done=Count("items", filter=Q(items__done=True)),
-                  items_eval=Count("items", filter=Q(items__is_eval=True)),
-                  items_skipped=Count("items", filter=Q(items__skipped=True)))
+        .annotate(
+            items_total=Count("items"),
+            items_done=Count("items", filter=Q(items__done=True)),
+            items_eval=Count("items", filter=Q(items__is_eval=True)),
+            items_skipped=Count("items", filter=Q(items__skipped=True)),
+        )
         .order_by("-number")
     )
     rows = []
     for r in rounds:
         metrics = r.metrics or {}
         per_class = metrics.get("per_class") or {}
-        rows.append({
-            "round": r,
-            "labels": labels.get(r.pk, 0),
-            "has_metrics": "accuracy" in metrics,
-            "n_train": metrics.get("n_train"),
-            "n_eval": metrics.get("n_eval"),
-            "accuracy": metrics.get("accuracy"),
-            "macro_f1": metrics.get("macro_f1"),
-            "neutral_fpr": metrics.get("neutral_fpr"),
-            "per_class": [
-                {"key": key, "name": names.get(key, key), **per_class[key]}
-                for key in [*names, *sorted(set(per_class) - set(names))] if key in per_class
-            ],
-        })
+        rows.append(
+            {
+                "round": r,
+                "labels": labels.get(r.pk, 0),
+                "has_metrics": "accuracy" in metrics,
+                "n_train": metrics.get("n_train"),
+                "n_eval": metrics.get("n_eval"),
+                "accuracy": metrics.get("accuracy"),
+                "macro_f1": metrics.get("macro_f1"),
+                "neutral_fpr": metrics.get("neutral_fpr"),
+                "per_class": [
+                    {"key": key, "name": names.get(key, key), **per_class[key]}
+                    for key in [*names, *sorted(set(per_class) - set(names))]
+                    if key in per_class
+                ],
+            }
+        )
     latest = next((row for row in rows if row["has_metrics"]), None)
     for row in rows:
         row["expanded"] = row is latest
@@ -189,17 +212,28 @@ def learning_curve(*, project: Project) -> dict:
         m = version.metrics or {}
         if m.get("n_train") is None or m.get("accuracy") is None:
             continue
-        points.append({"head": version.pk, "n_train": m["n_train"], "n_eval": m.get("n_eval"),
-                       "accuracy": m["accuracy"], "macro_f1": m.get("macro_f1")})
+        points.append(
+            {
+                "head": version.pk,
+                "n_train": m["n_train"],
+                "n_eval": m.get("n_eval"),
+                "accuracy": m["accuracy"],
+                "macro_f1": m.get("macro_f1"),
+            }
+        )
     x = [p["n_train"] for p in points]
     series = [
         charts.Series("accuracy", x, [p["accuracy"] for p in points], label="accuracy", color="#0072b2"),
-        charts.Series("macro_f1", x, [p["macro_f1"] for p in points], label="macro-F1", color="#d55e00",
-                     dashed=True),
+        charts.Series("macro_f1", x, [p["macro_f1"] for p in points], label="macro-F1", color="#d55e00", dashed=True),
     ]
     svg = charts.line_chart_svg(
-        series, x_label="human labels used to fit the head", y_label="score on the evaluation split",
-        title="Learning curve", x_range=(0, max(x, default=0) or 1), y_range=(0.0, 1.0), x_integer=True,
+        series,
+        x_label="human labels used to fit the head",
+        y_label="score on the evaluation split",
+        title="Learning curve",
+        x_range=(0, max(x, default=0) or 1),
+        y_range=(0.0, 1.0),
+        x_integer=True,
         empty_text="No head evaluated yet",
     )
     return {"points": points, "svg": svg}
@@ -230,15 +264,20 @@ def class_distribution(*, project: Project, colors: dict[str, str]) -> dict:
     predicted = {}
     if head is not None:
         predicted = dict(
-            Prediction.objects.filter(model_version=head).values_list("category__key")
-            .annotate(n=Count("pk")).values_list("category__key", "n")
+            Prediction.objects.filter(model_version=head)
+            .values_list("category__key")
+            .annotate(n=Count("pk"))
+            .values_list("category__key", "n")
         )
     top = max([r["total"] for r in balance["categories"]] + list(predicted.values()) + [1])
     rows = [
-        {**row, "color": colors.get(row["key"], charts.GREY),
-         "predicted": predicted.get(row["key"], 0),
-         "total_pct": round(100 * row["total"] / top, 1),
-         "predicted_pct": round(100 * predicted.get(row["key"], 0) / top, 1)}
+        {
+            **row,
+            "color": colors.get(row["key"], charts.GREY),
+            "predicted": predicted.get(row["key"], 0),
+            "total_pct": round(100 * row["total"] / top, 1),
+            "predicted_pct": round(100 * predicted.get(row["key"], 0) / top, 1),
+        }
         for row in balance["categories"]
     ]
     return {**balance, "categories": rows, "head": head}
@@ -257,33 +296,39 @@ def moderator_throughput(*, project: Project) -> list[dict]:
         for row in labels.values("user").annotate(total=Count("pk"), today=Count("pk", filter=Q(created__gte=today)))
     }
     times: dict[int, list[int]] = defaultdict(list)
-    for user_id, ms in labels.filter(time_spent_ms__gt=0).values_list("user", "time_spent_ms").iterator(chunk_size=5000):
+    for user_id, ms in (
+        labels.filter(time_spent_ms__gt=0).values_list("user", "time_spent_ms").iterator(chunk_size=5000)
+    ):
         times[user_id].append(ms)
     reveals = {
         row["user"]: row
         for row in Reveal.objects.filter(image__project=project, created__gte=today)
-        .values("user").annotate(n=Count("pk"), mean_ms=Avg("duration_ms"))
+        .values("user")
+        .annotate(n=Count("pk"), mean_ms=Avg("duration_ms"))
     }
     roles = dict(Membership.objects.filter(project=project).values_list("user", "role"))
     users = get_user_model().objects.filter(pk__in=set(roles) | set(counts) | set(reveals)).order_by("username")
     rows = []
     for user in users:
         c, r = counts.get(user.pk, {}), reveals.get(user.pk, {})
-        rows.append({
-            "user": user,
-            "role": roles.get(user.pk, ""),
-            "labels_today": c.get("today", 0),
-            "labels_total": c.get("total", 0),
-            "median_seconds": statistics.median(times[user.pk]) / 1000 if times.get(user.pk) else None,
-            "reveals_today": r.get("n", 0),
-            "reveal_mean_seconds": r["mean_ms"] / 1000 if r.get("mean_ms") is not None else None,
-        })
+        rows.append(
+            {
+                "user": user,
+                "role": roles.get(user.pk, ""),
+                "labels_today": c.get("today", 0),
+                "labels_total": c.get("total", 0),
+                "median_seconds": statistics.median(times[user.pk]) / 1000 if times.get(user.pk) else None,
+                "reveals_today": r.get("n", 0),
+                "reveal_mean_seconds": r["mean_ms"] / 1000 if r.get("mean_ms") is not None else None,
+            }
+        )
     rows.sort(key=lambda row: (-row["labels_total"], row["user"].username))
     return rows
 
 
-def embedding_map(*, project: Project, colors: dict[str, str], max_points: int = MAP_MAX_POINTS,
-                  seed: int = MAP_SEED) -> dict:
+def embedding_map(
+    *, project: Project, colors: dict[str, str], max_points: int = MAP_MAX_POINTS, seed: int = MAP_SEED
+) -> dict:
     """A PCA map of a seeded sample of the active backbone's embeddings.
 
     Each point is coloured by the label a person decided (filled: adjudicated or
@@ -293,19 +338,22 @@ def embedding_map(*, project: Project, colors: dict[str, str], max_points: int =
     backbone = _active(project, ModelVersion.Kind.BACKBONE)
     if backbone is None:
         return {"backbone": None, "svg": "", "shown": 0, "total": 0, "legend": []}
-    all_ids = list(Embedding.objects.filter(model_version=backbone).order_by("image_id")
-                   .values_list("image_id", flat=True))
+    all_ids = list(
+        Embedding.objects.filter(model_version=backbone).order_by("image_id").values_list("image_id", flat=True)
+    )
     picked = [all_ids[i] for i in charts.sample_indices(len(all_ids), max_points, random_state=seed)]
     ids, X = embeddings_matrix(model_version=backbone, image_ids=picked)
     coords = charts.pca_2d(X, random_state=seed) if len(ids) else X.reshape(0, 2)
     id_list = [int(pk) for pk in ids]
-    consensus = {pk: final.category for pk, final in final_labels_of(project=project, image_ids=id_list).items()
-                 if final.human}
+    consensus = {
+        pk: final.category for pk, final in final_labels_of(project=project, image_ids=id_list).items() if final.human
+    }
     head = _active(project, ModelVersion.Kind.HEAD)
     predicted = {}
     if head is not None:
-        predicted = dict(Prediction.objects.filter(model_version=head, image_id__in=id_list)
-                         .values_list("image_id", "category__key"))
+        predicted = dict(
+            Prediction.objects.filter(model_version=head, image_id__in=id_list).values_list("image_id", "category__key")
+        )
     eval_ids = set(Image.objects.filter(pk__in=id_list, split=Image.Split.EVAL).values_list("pk", flat=True))
     names = {c.key: c.name for c in project.categories.all()}
 
@@ -328,20 +376,35 @@ def embedding_map(*, project: Project, colors: dict[str, str], max_points: int =
         name = names.get(key, key) or "unlabeled"
         groups.append(key)
         filled.append(source != "prediction")
-        attrs.append({
-            "data-image-id": pk,
-            "data-blurred-url": reverse("image-file", args=[pk, "blurred"]),
-            "data-label": name,
-            "data-source": source,
-            "data-split": "eval" if pk in eval_ids else "pool",
-        })
+        attrs.append(
+            {
+                "data-image-id": pk,
+                "data-blurred-url": reverse("image-file", args=[pk, "blurred"]),
+                "data-label": name,
+                "data-source": source,
+                "data-split": "eval" if pk in eval_ids else "pool",
+            }
+        )
         titles.append(f"image {pk}: {name}" + {"consensus": " (human)", "prediction": " (predicted)"}.get(source, ""))
-    svg = charts.scatter_svg(coords, groups, colors=colors, filled=filled, point_attrs=attrs, titles=titles,
-                            title="Embedding map (PCA)")
+    svg = charts.scatter_svg(
+        coords, groups, colors=colors, filled=filled, point_attrs=attrs, titles=titles, title="Embedding map (PCA)"
+    )
     legend = [
-        {"key": c.key, "name": c.name, "color": colors.get(c.key, charts.GREY),
-         "consensus": tally.get((c.key, "consensus"), 0), "predicted": tally.get((c.key, "prediction"), 0)}
+        {
+            "key": c.key,
+            "name": c.name,
+            "color": colors.get(c.key, charts.GREY),
+            "consensus": tally.get((c.key, "consensus"), 0),
+            "predicted": tally.get((c.key, "prediction"), 0),
+        }
         for c in project.categories.all()
     ]
-    return {"backbone": backbone, "svg": svg, "shown": len(id_list), "total": len(all_ids),
-            "unlabeled": tally.get(("", "none"), 0), "legend": legend, "grey": charts.GREY}
+    return {
+        "backbone": backbone,
+        "svg": svg,
+        "shown": len(id_list),
+        "total": len(all_ids),
+        "unlabeled": tally.get(("", "none"), 0),
+        "legend": legend,
+        "grey": charts.GREY,
+    }

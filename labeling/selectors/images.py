@@ -60,16 +60,22 @@ def class_balance(*, project: Project) -> dict:
     total over the smallest non-zero total.
     """
     accepted = labeled_images(project=project)
-    pre = Counter(dict(
-        accepted.filter(source_label__isnull=False).order_by()
-        .values_list("source_label__key").annotate(n=Count("id")).values_list("source_label__key", "n")
-    ))
+    pre = Counter(
+        dict(
+            accepted.filter(source_label__isnull=False)
+            .order_by()
+            .values_list("source_label__key")
+            .annotate(n=Count("id"))
+            .values_list("source_label__key", "n")
+        )
+    )
     by_source = final_label_counts(project=project)
     human = by_source[LabelSource.ADJUDICATED] + by_source[LabelSource.CONSENSUS]
     combined = sum(by_source.values(), Counter())
     rows = [
         {
-            "key": c.key, "name": c.name,
+            "key": c.key,
+            "name": c.name,
             "source_labels": pre.get(c.key, 0),
             "consensus": human.get(c.key, 0),
             "auto_accepted": by_source[LabelSource.MODEL].get(c.key, 0),
@@ -95,13 +101,16 @@ def import_summary(*, project: Project) -> dict:
     """Counts per outcome over every file imported into the project, and the latest jobs."""
     counts = Counter()
     for status, reason, n in (
-        Image.objects.filter(project=project).values_list("status", "reason").annotate(n=Count("id"))
+        Image.objects.filter(project=project)
+        .values_list("status", "reason")
+        .annotate(n=Count("id"))
         .values_list("status", "reason", "n")
     ):
         counts[reason or status] += n
     for reason, n in (
         Job.objects.filter(project=project, kind=Job.Kind.IMPORT)
-        .values_list("import_issues__reason").annotate(n=Count("import_issues"))
+        .values_list("import_issues__reason")
+        .annotate(n=Count("import_issues"))
         .values_list("import_issues__reason", "n")
     ):
         if reason:
@@ -111,8 +120,15 @@ def import_summary(*, project: Project) -> dict:
         "counts": {outcome.value: counts.get(outcome, 0) for outcome in ImportOutcome},
         "total": sum(counts.values()),
         "jobs": [
-            {"id": j.pk, "status": j.status, "created": j.created.isoformat(), "done": j.done,
-             "total": j.total, "counts": j.counts, "error": j.error}
+            {
+                "id": j.pk,
+                "status": j.status,
+                "created": j.created.isoformat(),
+                "done": j.done,
+                "total": j.total,
+                "counts": j.counts,
+                "error": j.error,
+            }
             for j in jobs
         ],
     }

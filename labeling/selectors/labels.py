@@ -27,6 +27,7 @@ class LabelSource:
     ALL = (ADJUDICATED, CONSENSUS, MODEL, IMPORT)
     HUMAN = (ADJUDICATED, CONSENSUS)
 
+
 # Images whose final labels are decided together: one read of their annotations each.
 CHUNK = 2000
 
@@ -72,8 +73,9 @@ class LabelInputs:
     source_label_id: int | None
 
 
-def final_labels(*, project: Project, images: Iterable[Image | LabelInputs],
-                 pk_range: tuple[int, int] | None = None) -> dict[int, FinalLabel]:
+def final_labels(
+    *, project: Project, images: Iterable[Image | LabelInputs], pk_range: tuple[int, int] | None = None
+) -> dict[int, FinalLabel]:
     """Final labels of ``images``. With ``pk_range`` (the smallest and largest image id
     of a contiguous chunk of the project's images), annotations and adjudications are read
     by id range rather than by a list of ids."""
@@ -82,8 +84,9 @@ def final_labels(*, project: Project, images: Iterable[Image | LabelInputs],
     order = {pk: c.order for pk, c in categories.items()}
     if pk_range is not None:
         low, high = pk_range
-        votes = current_votes(annotations=Annotation.objects.filter(
-            image__project=project, image_id__gte=low, image_id__lte=high))
+        votes = current_votes(
+            annotations=Annotation.objects.filter(image__project=project, image_id__gte=low, image_id__lte=high)
+        )
         decisions = Adjudication.objects.filter(image__project=project, image_id__gte=low, image_id__lte=high)
     else:
         ids = [image.pk for image in images]
@@ -119,8 +122,9 @@ def final_labels(*, project: Project, images: Iterable[Image | LabelInputs],
     return result
 
 
-def final_labels_walk(*, project: Project, images: Iterable[Image | LabelInputs], by_range: bool = False,
-                      chunk: int = CHUNK) -> Iterator[tuple[Image | LabelInputs, FinalLabel | None]]:
+def final_labels_walk(
+    *, project: Project, images: Iterable[Image | LabelInputs], by_range: bool = False, chunk: int = CHUNK
+) -> Iterator[tuple[Image | LabelInputs, FinalLabel | None]]:
     """Each of ``images`` (in id order) with its final label, or None, a chunk at a time.
 
     With ``by_range`` the images are every image of the project in their id range, so each
@@ -141,7 +145,8 @@ def final_labels_of(*, project: Project, image_ids: Iterable[int]) -> dict[int, 
     inputs = [
         LabelInputs(*values)
         for values in Image.objects.filter(project=project, pk__in=list(image_ids))
-        .order_by("pk").values_list("pk", "model_label_id", "source_label_id")
+        .order_by("pk")
+        .values_list("pk", "model_label_id", "source_label_id")
     ]
     return final_labels(project=project, images=inputs)
 
@@ -155,8 +160,9 @@ def final_labels_for_user(*, user, project: Project, image_ids: Iterable[int]) -
     categories = {c.pk: c for c in project.categories.all()}
     return {
         pk: FinalLabel(categories[label_id], LabelSource.IMPORT, None, 0, {})
-        for pk, label_id in Image.objects.filter(project=project, pk__in=list(image_ids), source_label__isnull=False)
-        .values_list("pk", "source_label_id")
+        for pk, label_id in Image.objects.filter(
+            project=project, pk__in=list(image_ids), source_label__isnull=False
+        ).values_list("pk", "source_label_id")
     }
 
 
@@ -164,7 +170,8 @@ def final_label_counts(*, project: Project) -> dict[str, Counter]:
     """``{source: Counter(category key)}`` over the project's accepted images."""
     inputs = (
         LabelInputs(*values)
-        for values in labeled_images(project=project).values_list("pk", "model_label_id", "source_label_id")
+        for values in labeled_images(project=project)
+        .values_list("pk", "model_label_id", "source_label_id")
         .iterator(chunk_size=CHUNK)
     )
     counts: dict[str, Counter] = {source: Counter() for source in LabelSource.ALL}
@@ -178,7 +185,8 @@ def human_labeled_images(*, project: Project):
     """The project's images with a label a person decided: a moderator's label that no undo
     retracted, or an adjudication."""
     current = Annotation.objects.filter(image=OuterRef("pk"), kind=Annotation.Kind.LABEL).exclude(
-        superseded_by__kind=Annotation.Kind.RETRACT)
+        superseded_by__kind=Annotation.Kind.RETRACT
+    )
     decided = Adjudication.objects.filter(image=OuterRef("pk"))
     return Image.objects.filter(project=project).filter(Exists(current) | Exists(decided))
 

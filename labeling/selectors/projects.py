@@ -9,8 +9,13 @@ from labeling.errors import NotFound
 from labeling.models import Membership, ModelVersion, Project
 from labeling.permissions import project_role
 
-__all__ = ["membership_get_for_user", "model_version_get_for_user", "project_get_for_user", "project_role",
-           "projects_for_user"]
+__all__ = [
+    "membership_get_for_user",
+    "model_version_get_for_user",
+    "project_get_for_user",
+    "project_role",
+    "projects_for_user",
+]
 
 
 def projects_for_user(*, user) -> QuerySet[Project]:
@@ -21,8 +26,9 @@ def projects_for_user(*, user) -> QuerySet[Project]:
     return Project.objects.filter(memberships__user=user).distinct()
 
 
-def membership_get_for_user(*, user, slug: str, admin: bool = False,
-                            rule: permissions.Rule | None = None) -> Membership:
+def membership_get_for_user(
+    *, user, slug: str, admin: bool = False, rule: permissions.Rule | None = None
+) -> Membership:
     """The user's membership of the project, project loaded, if ``rule`` lets them in
     (:data:`permissions.can_view`; :data:`permissions.can_administer` with ``admin``).
 
@@ -51,8 +57,9 @@ def project_get_for_user(*, user, slug: str, admin: bool = False, rule: permissi
     return membership_get_for_user(user=user, slug=slug, admin=admin, rule=rule).project
 
 
-def model_version_get_for_user(*, user, slug: str, pk: int, kind: str | None = None, admin: bool = False,
-                               rule: permissions.Rule | None = None) -> ModelVersion:
+def model_version_get_for_user(
+    *, user, slug: str, pk: int, kind: str | None = None, admin: bool = False, rule: permissions.Rule | None = None
+) -> ModelVersion:
     """A model version of a project the user may see (as ``rule`` or ``admin`` says)."""
     project = project_get_for_user(user=user, slug=slug, admin=admin, rule=rule)
     versions = ModelVersion.objects.filter(project=project, pk=pk).select_related("project")

@@ -46,8 +46,9 @@ def _usernames(ids) -> dict[int, str]:
 
 def _gold(project: Project) -> dict[int, str]:
     return dict(
-        Image.objects.filter(project=project, is_gold=True, gold_label__isnull=False)
-        .values_list("pk", "gold_label__key")
+        Image.objects.filter(project=project, is_gold=True, gold_label__isnull=False).values_list(
+            "pk", "gold_label__key"
+        )
     )
 
 
@@ -55,8 +56,15 @@ def agreement_report(*, project: Project) -> dict:
     """Project-wide agreement, per category, per annotator pair and per annotator."""
     items, annotators, labels, categories = _label_arrays(project)
     if not items:
-        return {"items": 0, "annotations": 0, "fleiss": None, "krippendorff": None, "pairs": [],
-                "annotators": [], "dawid_skene": None}
+        return {
+            "items": 0,
+            "annotations": 0,
+            "fleiss": None,
+            "krippendorff": None,
+            "pairs": [],
+            "annotators": [],
+            "dawid_skene": None,
+        }
     names = _usernames(set(annotators))
     # The final label of each labeled item: an adjudication overrides the moderators' majority.
     decided = _decided(project)
@@ -64,17 +72,18 @@ def agreement_report(*, project: Project) -> dict:
     ds = agreement.dawid_skene(items, annotators, labels, categories)
     gold = _gold(project)
     vs_consensus = agreement.annotator_confusion(items, annotators, labels, categories, reference=majority)
-    vs_gold = (agreement.annotator_accuracy(items, annotators, labels, categories, reference=gold)
-               if gold else {})
+    vs_gold = agreement.annotator_accuracy(items, annotators, labels, categories, reference=gold) if gold else {}
     per_annotator = []
     for user_id, confusion in vs_consensus.items():
-        per_annotator.append({
-            "user": names.get(user_id, str(user_id)),
-            "labels": confusion["n"],
-            "accuracy_vs_consensus": confusion["accuracy"],
-            "accuracy_vs_gold": vs_gold.get(user_id),
-            "confusion": {"labels": confusion["labels"], "matrix": confusion["matrix"]},
-        })
+        per_annotator.append(
+            {
+                "user": names.get(user_id, str(user_id)),
+                "labels": confusion["n"],
+                "accuracy_vs_consensus": confusion["accuracy"],
+                "accuracy_vs_gold": vs_gold.get(user_id),
+                "confusion": {"labels": confusion["labels"], "matrix": confusion["matrix"]},
+            }
+        )
     pairs = [
         {**pair, "a": names.get(pair["a"], pair["a"]), "b": names.get(pair["b"], pair["b"])}
         for pair in agreement.cohen_kappa_pairs(items, annotators, labels, categories)
@@ -87,8 +96,11 @@ def agreement_report(*, project: Project) -> dict:
         "krippendorff": agreement.krippendorff_alpha_nominal(items, annotators, labels, categories),
         "pairs": pairs,
         "annotators": sorted(per_annotator, key=lambda row: row["user"]),
-        "dawid_skene": {"agrees_with_majority": same / len(majority), "priors": ds.priors,
-                        "differs": sorted(i for i, lab in majority.items() if ds.labels[i] != lab)},
+        "dawid_skene": {
+            "agrees_with_majority": same / len(majority),
+            "priors": ds.priors,
+            "differs": sorted(i for i, lab in majority.items() if ds.labels[i] != lab),
+        },
     }
 
 
@@ -101,9 +113,16 @@ def annotator_disagreements(*, project: Project, limit: int | None = None) -> li
     adjudicated = _adjudicated(project)
     decided = _decided(project)
     rows = [
-        {"image_id": item, "annotators": info["n"], "agreement": info["agreement"],
-         "entropy": info["entropy"], "majority": info["majority"], "votes": info["counts"],
-         "adjudicated": adjudicated.get(item), "label": decided.get(item)}
+        {
+            "image_id": item,
+            "annotators": info["n"],
+            "agreement": info["agreement"],
+            "entropy": info["entropy"],
+            "majority": info["majority"],
+            "votes": info["counts"],
+            "adjudicated": adjudicated.get(item),
+            "label": decided.get(item),
+        }
         for item, info in per_item.items()
         if info["n"] >= 2 and info["agreement"] < 1.0
     ]
@@ -133,8 +152,11 @@ def model_disagreements(*, project: Project, limit: int | None = None, threshold
     y = np.asarray([consensus[int(ids[n])] for n in keep])
     folds = min(5, min(counts[label] for label in set(y)))
     proba = cross_val_predict(
-        LinearHead(C=1.0, calibrate=False, random_state=0), X[keep], y,
-        cv=StratifiedKFold(n_splits=folds, shuffle=True, random_state=0), method="predict_proba",
+        LinearHead(C=1.0, calibrate=False, random_state=0),
+        X[keep],
+        y,
+        cv=StratifiedKFold(n_splits=folds, shuffle=True, random_state=0),
+        method="predict_proba",
     )
     classes = sorted(set(y))
     item_ids = [int(ids[n]) for n in keep]
@@ -142,15 +164,24 @@ def model_disagreements(*, project: Project, limit: int | None = None, threshold
         {i: consensus[i] for i in item_ids}, proba, item_ids, classes, threshold=threshold
     )
     adjudicated = _adjudicated(project)
-    rows = [{"image_id": row["item"], **{k: v for k, v in row.items() if k != "item"},
-             "adjudicated": adjudicated.get(row["item"])} for row in flagged]
+    rows = [
+        {
+            "image_id": row["item"],
+            **{k: v for k, v in row.items() if k != "item"},
+            "adjudicated": adjudicated.get(row["item"]),
+        }
+        for row in flagged
+    ]
     return rows[:limit] if limit else rows
 
 
 def _adjudicated(project: Project) -> dict[int, str]:
     """The category key of each adjudicated image's final label."""
-    return {pk: final.category.key for pk, final in human_labels(project=project).items()
-            if final.source == LabelSource.ADJUDICATED}
+    return {
+        pk: final.category.key
+        for pk, final in human_labels(project=project).items()
+        if final.source == LabelSource.ADJUDICATED
+    }
 
 
 def rows_to_csv(rows: list[dict]) -> str:
@@ -160,6 +191,7 @@ def rows_to_csv(rows: list[dict]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: (v if not isinstance(v, dict) else ";".join(f"{a}={b}" for a, b in v.items()))
-                         for k, v in row.items()})
+        writer.writerow(
+            {k: (v if not isinstance(v, dict) else ";".join(f"{a}={b}" for a, b in v.items())) for k, v in row.items()}
+        )
     return buffer.getvalue()

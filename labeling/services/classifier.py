@@ -58,8 +58,9 @@ def classifier_predict(*, project: Project, files: list[PredictFile], head: Mode
     if not files:
         raise ApplicationError("Give at least one image file.", code="no_files", extra={"field": "files"})
     if len(files) > limit:
-        raise ApplicationError(f"At most {limit} files per request; got {len(files)}.", code="too_many_files",
-                               extra={"field": "files"})
+        raise ApplicationError(
+            f"At most {limit} files per request; got {len(files)}.", code="too_many_files", extra={"field": "files"}
+        )
     head = head or active_head(project)
     feature_set = head_feature_set(head)
     limits = QualityConfig.from_dict(project.quality)
@@ -88,8 +89,11 @@ def classifier_predict(*, project: Project, files: list[PredictFile], head: Mode
         proba = model.predict_proba(fuse(parts))
         for row, p in zip(rows, proba, strict=True):
             best = int(p.argmax())
-            results[row].update(category=classes[best], confidence=round(float(p[best]), 6),
-                                probabilities={c: round(float(v), 6) for c, v in zip(classes, p, strict=True)})
+            results[row].update(
+                category=classes[best],
+                confidence=round(float(p[best]), 6),
+                probabilities={c: round(float(v), 6) for c, v in zip(classes, p, strict=True)},
+            )
     return {"head": head.pk, "feature_set": feature_set.name, "classes": classes, "predictions": results}
 
 
@@ -105,19 +109,31 @@ def classifier_card(*, head: ModelVersion, feature_set: FeatureSet | None = None
         "created": head.created.isoformat(),
         "exported": timezone.now().isoformat(),
         "taxonomy": [
-            {"key": key, "name": categories[key].name if key in categories else key,
-             "sensitive": categories[key].sensitive if key in categories else False}
+            {
+                "key": key,
+                "name": categories[key].name if key in categories else key,
+                "sensitive": categories[key].sensitive if key in categories else False,
+            }
             for key in head.config.get("classes", [])
         ],
         "feature_set": feature_set.name,
         "embeddings": [
-            {"name": v.short_name, "kind": v.kind, "registry": v.name, "model_version": v.pk,
-             "dim": v.config.get("dim") or v.config.get("hidden_dim")}
+            {
+                "name": v.short_name,
+                "kind": v.kind,
+                "registry": v.name,
+                "model_version": v.pk,
+                "dim": v.config.get("dim") or v.config.get("hidden_dim"),
+            }
             for v in feature_set.versions
         ],
-        "training": {"labels": metrics.get("n_train"), "weak_labels": metrics.get("n_weak", 0),
-                     "calibration": head.config.get("calibration"), "C": head.config.get("C"),
-                     "feature_selection": metrics.get("feature_selection")},
+        "training": {
+            "labels": metrics.get("n_train"),
+            "weak_labels": metrics.get("n_weak", 0),
+            "calibration": head.config.get("calibration"),
+            "C": head.config.get("C"),
+            "feature_selection": metrics.get("feature_selection"),
+        },
         "evaluation": {
             "split": "evaluation (a fixed random sample of the pool)",
             "n": metrics.get("n_eval"),
@@ -151,7 +167,9 @@ def classifier_export(*, head: ModelVersion) -> str:
     with tempfile.TemporaryDirectory(prefix=f"veil-export-{head.pk}-") as tmp:
         model_path, archive_path = Path(tmp) / "classifier.pt2", Path(tmp) / "classifier.zip"
         card = export_classifier(
-            model_path, [image_backbone_load(v) for v in feature_set.image_versions], head_load(head),
+            model_path,
+            [image_backbone_load(v) for v in feature_set.image_versions],
+            head_load(head),
             card=classifier_card(head=head, feature_set=feature_set),
             text_dim=text.config.get("dim") if text is not None else None,
         )

@@ -35,14 +35,33 @@ from labeling.services.media import media_open
 FORMATS = ("jsonl", "csv", "imagefolder", "huggingface", "labelstudio")
 ARCHIVE_FORMATS = ("imagefolder", "huggingface")
 CONTENT_TYPES = {
-    "jsonl": "application/x-ndjson", "csv": "text/csv", "labelstudio": "application/json",
-    "imagefolder": "application/zip", "huggingface": "application/zip",
+    "jsonl": "application/x-ndjson",
+    "csv": "text/csv",
+    "labelstudio": "application/json",
+    "imagefolder": "application/zip",
+    "huggingface": "application/zip",
 }
 EXTENSIONS = {"jsonl": "jsonl", "csv": "csv", "labelstudio": "json", "imagefolder": "zip", "huggingface": "zip"}
 CHUNK = 2000
-COLUMNS = ("image_id", "file_name", "label", "label_source", "agreement", "annotators", "category", "source",
-           "resolution", "file_size", "file_size_bytes", "date_collected", "verified", "quality_score", "split",
-           "sha256", "text")
+COLUMNS = (
+    "image_id",
+    "file_name",
+    "label",
+    "label_source",
+    "agreement",
+    "annotators",
+    "category",
+    "source",
+    "resolution",
+    "file_size",
+    "file_size_bytes",
+    "date_collected",
+    "verified",
+    "quality_score",
+    "split",
+    "sha256",
+    "text",
+)
 
 
 @dataclass(frozen=True)
@@ -75,25 +94,31 @@ class ExportFilters:
             try:
                 agreement = float(agreement)
             except (TypeError, ValueError):
-                raise ApplicationError(f"min_agreement must be a number, not {str(agreement)[:40]!r}.",
-                                       extra={"field": "min_agreement"}) from None
+                raise ApplicationError(
+                    f"min_agreement must be a number, not {str(agreement)[:40]!r}.", extra={"field": "min_agreement"}
+                ) from None
             if not 0.0 <= agreement <= 1.0:
                 raise ApplicationError("min_agreement must be between 0 and 1.", extra={"field": "min_agreement"})
         split = data.get("split") or None
         if split not in (None, *Image.Split.values):
             raise ApplicationError(f"Unknown split {split!r}.", extra={"field": "split"})
         return cls(
-            categories=categories, sources=sources,
+            categories=categories,
+            sources=sources,
             min_agreement=None if agreement is None else float(agreement),
-            round=data.get("round"), split=split,
+            round=data.get("round"),
+            split=split,
             date_from=_as_datetime(data.get("date_from"), "date_from"),
             date_to=_as_datetime(data.get("date_to"), "date_to"),
         )
 
     def to_dict(self) -> dict:
         return {
-            "categories": list(self.categories), "sources": list(self.sources),
-            "min_agreement": self.min_agreement, "round": self.round, "split": self.split,
+            "categories": list(self.categories),
+            "sources": list(self.sources),
+            "min_agreement": self.min_agreement,
+            "round": self.round,
+            "split": self.split,
             "date_from": self.date_from.isoformat() if self.date_from else None,
             "date_to": self.date_to.isoformat() if self.date_to else None,
         }
@@ -107,8 +132,9 @@ def _as_datetime(value, name: str) -> datetime | None:
     try:
         return datetime.fromisoformat(str(value))
     except ValueError as exc:
-        raise ApplicationError(f"{name} must be an ISO 8601 date or date-time, not {value!r}.",
-                               extra={"field": name}) from exc
+        raise ApplicationError(
+            f"{name} must be an ISO 8601 date or date-time, not {value!r}.", extra={"field": name}
+        ) from exc
 
 
 def _images(project: Project, filters: ExportFilters) -> QuerySet[Image]:
@@ -116,8 +142,9 @@ def _images(project: Project, filters: ExportFilters) -> QuerySet[Image]:
     if filters.split:
         images = images.filter(split=filters.split)
     if filters.round is not None:
-        images = images.filter(pk__in=QueueItem.objects.filter(
-            round__project=project, round__number=filters.round).values("image_id"))
+        images = images.filter(
+            pk__in=QueueItem.objects.filter(round__project=project, round__number=filters.round).values("image_id")
+        )
     if filters.date_from:
         images = images.filter(date_collected__gte=filters.date_from)
     if filters.date_to:
@@ -125,8 +152,21 @@ def _images(project: Project, filters: ExportFilters) -> QuerySet[Image]:
     return images.order_by("pk")
 
 
-IMAGE_FIELDS = ("pk", "original", "width", "height", "size_bytes", "source", "date_collected", "quality_score",
-                "split", "sha256", "model_label_id", "source_label_id", "ocr_text")
+IMAGE_FIELDS = (
+    "pk",
+    "original",
+    "width",
+    "height",
+    "size_bytes",
+    "source",
+    "date_collected",
+    "quality_score",
+    "split",
+    "sha256",
+    "model_label_id",
+    "source_label_id",
+    "ocr_text",
+)
 ImageRow = namedtuple("ImageRow", IMAGE_FIELDS)
 
 
@@ -167,8 +207,9 @@ def export_size(*, project: Project, filters: ExportFilters) -> int:
 
 def export_rows(*, project: Project, filters: ExportFilters) -> Iterator[ExportRow]:
     """Labeled images passing ``filters``, in id order, a chunk at a time."""
-    rows = (ImageRow(*values) for values in _images(project, filters).values_list(*IMAGE_FIELDS)
-            .iterator(chunk_size=CHUNK))
+    rows = (
+        ImageRow(*values) for values in _images(project, filters).values_list(*IMAGE_FIELDS).iterator(chunk_size=CHUNK)
+    )
     # Without image filters a chunk is every image in its id range.
     by_range = not (filters.split or filters.round is not None or filters.date_from or filters.date_to)
     for image, final in final_labels_walk(project=project, images=rows, by_range=by_range, chunk=CHUNK):
@@ -221,15 +262,17 @@ def labelstudio_chunks(rows: Iterator[ExportRow], *, image_url: Callable[[ImageR
     yield "["
     first = True
     for row in rows:
-        results = [
-            {"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [row.label]}}
-        ]
+        results = [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [row.label]}}]
         task = {
             "id": row.image.pk,
             "data": {"image": image_url(row.image), "veil_image_id": row.image.pk},
-            "annotations": [{"result": results, "ground_truth": row.source == LabelSource.ADJUDICATED,
-                             "meta": {"label_source": row.source, "agreement": row.agreement,
-                                      "annotators": row.annotators}}],
+            "annotations": [
+                {
+                    "result": results,
+                    "ground_truth": row.source == LabelSource.ADJUDICATED,
+                    "meta": {"label_source": row.source, "agreement": row.agreement, "annotators": row.annotators},
+                }
+            ],
             "meta": {"votes": row.votes, "split": row.image.split},
         }
         yield ("" if first else ",\n") + json.dumps(task, ensure_ascii=False)
@@ -267,8 +310,9 @@ def export_job_create(*, project: Project, user, fmt: str, filters: dict) -> Job
     if fmt not in FORMATS:
         raise ApplicationError(f"Unknown format {fmt!r}; use one of {', '.join(FORMATS)}.", extra={"field": "format"})
     parsed = ExportFilters.from_dict(project, filters)
-    return job_create(project=project, kind=Job.Kind.EXPORT, user=user,
-                      params={"format": fmt, "filters": parsed.to_dict()})
+    return job_create(
+        project=project, kind=Job.Kind.EXPORT, user=user, params={"format": fmt, "filters": parsed.to_dict()}
+    )
 
 
 def export_job_submit(*, actor, project: Project, fmt: str, filters: dict) -> Job:

@@ -58,8 +58,7 @@ def feature_set_of(pks: Sequence[int]) -> FeatureSet:
     versions = {v.pk: v for v in ModelVersion.objects.filter(pk__in=list(pks))}
     missing = [pk for pk in pks if pk not in versions]
     if missing:
-        raise ApplicationError(f"Embedding versions {missing} of this head no longer exist.",
-                               code="features_missing")
+        raise ApplicationError(f"Embedding versions {missing} of this head no longer exist.", code="features_missing")
     return FeatureSet(tuple(versions[pk] for pk in pks))
 
 
@@ -134,8 +133,7 @@ def feature_matrix(feature_set: FeatureSet, image_ids: Sequence[int] | None = No
         if image_ids is None and len(text_ids):
             keep = np.isin(text_ids, ids)
             text_ids, T = text_ids[keep], T[keep]
-        rows = np.zeros((len(ids), T.shape[1] if len(text_ids) else text.config["dim"]),
-                        dtype=np.float32)
+        rows = np.zeros((len(ids), T.shape[1] if len(text_ids) else text.config["dim"]), dtype=np.float32)
         found = np.isin(ids, text_ids)
         if found.any():
             rows[found] = T[np.searchsorted(text_ids, ids[found])]

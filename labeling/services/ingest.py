@@ -103,8 +103,10 @@ def analysis_pool(workers: int) -> Iterator[Executor]:
     pool: Executor | None = None
     if "fork" in multiprocessing.get_all_start_methods():
         pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("fork"),
-            initializer=_die_with_parent, initargs=(os.getpid(),),
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
         )
         try:
             pool.submit(int).result()
@@ -178,9 +180,9 @@ class _DuplicateState:
     @classmethod
     def load(cls, project: Project) -> _DuplicateState:
         index = HashIndex(radius=project.near_duplicate_radius)
-        rows = Image.objects.filter(
-            project=project, status=Image.Status.ACCEPTED, phash__isnull=False
-        ).values_list("pk", "phash")
+        rows = Image.objects.filter(project=project, status=Image.Status.ACCEPTED, phash__isnull=False).values_list(
+            "pk", "phash"
+        )
         pks, hashes = [], []
         for pk, phash in rows.iterator(chunk_size=10_000):
             pks.append(pk)
@@ -243,7 +245,9 @@ def _import_batch(
             continue
         read = next(next_result)
         if isinstance(read, OSError):
-            issues.append(ImportIssue(job=job, name=entry.name, reason=ImportOutcome.UNREADABLE, detail=f"{entry.name}: {read}"))
+            issues.append(
+                ImportIssue(job=job, name=entry.name, reason=ImportOutcome.UNREADABLE, detail=f"{entry.name}: {read}")
+            )
             outcomes[ImportOutcome.UNREADABLE] += 1
             continue
         data, result = read
@@ -315,7 +319,11 @@ def _nearest(stored: tuple | None, phash: int, batch: list[tuple[int, Image]], r
 
 
 def _image_row(
-    project: Project, entry: SourceFile, result: Analysis, source: str, job: Job,
+    project: Project,
+    entry: SourceFile,
+    result: Analysis,
+    source: str,
+    job: Job,
     categories: dict[str, Category],
 ) -> Image:
     return Image(
@@ -353,8 +361,13 @@ def _folder_label(folders: Iterable[str], categories: dict[str, Category]) -> Ca
 
 
 def import_job_create(
-    *, project: Project, user=None, paths: Sequence[str] = (), uploads: Sequence = (),
-    source: str = "", labels_from_folders: bool = False,
+    *,
+    project: Project,
+    user=None,
+    paths: Sequence[str] = (),
+    uploads: Sequence = (),
+    source: str = "",
+    labels_from_folders: bool = False,
 ) -> Job:
     """Record an import job; uploaded files are kept in storage until the job has run.
 
@@ -369,9 +382,15 @@ def import_job_create(
         raise ApplicationError(" ".join(problems), code="bad_upload", extra={"field": "files"})
     with transaction.atomic():
         job = job_create(
-            project=project, kind=Job.Kind.IMPORT, user=user,
-            params={"paths": [str(p) for p in paths], "uploads": [], "source": source,
-                    "labels_from_folders": labels_from_folders},
+            project=project,
+            kind=Job.Kind.IMPORT,
+            user=user,
+            params={
+                "paths": [str(p) for p in paths],
+                "uploads": [],
+                "source": source,
+                "labels_from_folders": labels_from_folders,
+            },
         )
         stored = []
         saved = False
@@ -402,7 +421,11 @@ def import_job_submit(*, actor, project: Project, **kwargs) -> Job:
 
 
 def import_job_run(
-    *, job_id: int, workers: int = 2, progress: ProgressCallback | None = None, then: str = "queue",
+    *,
+    job_id: int,
+    workers: int = 2,
+    progress: ProgressCallback | None = None,
+    then: str = "queue",
 ) -> ImportSummary | None:
     """Run an import job: fetch its uploads to local files, import, record the summary.
 
@@ -445,8 +468,12 @@ def _run(job: Job, report: ProgressCallback, workers: int) -> ImportSummary:
                 shutil.copyfileobj(src, dst)
             paths.append(local if zipfile.is_zipfile(local) else local.parent)
         summary = images_import(
-            project=job.project, paths=paths, source=params.get("source", ""),
+            project=job.project,
+            paths=paths,
+            source=params.get("source", ""),
             labels_from_folders=params.get("labels_from_folders", False),
-            job=job, progress=report, workers=workers,
+            job=job,
+            progress=report,
+            workers=workers,
         )
     return summary

@@ -48,8 +48,10 @@ def job_succeed(*, job: Job, result: dict | None = None) -> None:
 
 def job_fail(*, job_id: int, error: str) -> None:
     """Mark a job failed; called by ``JobTask.on_failure`` alone, so it takes an id."""
-    updated = Job.objects.filter(pk=job_id).exclude(status=Job.Status.SUCCEEDED).update(
-        status=Job.Status.FAILED, error=error[:5000], finished=timezone.now()
+    updated = (
+        Job.objects.filter(pk=job_id)
+        .exclude(status=Job.Status.SUCCEEDED)
+        .update(status=Job.Status.FAILED, error=error[:5000], finished=timezone.now())
     )
     if not updated:
         logger.warning("job %s not marked failed: missing or already finished", job_id)

@@ -40,8 +40,9 @@ def after_import(*, project: Project, inline: bool = False) -> list[Job]:
     versions = _image_versions_in_use(project, backbone_default(project=project))
     if project.ocr:
         versions.append(text_model_get_or_create(project=project))
-    pending = Job.objects.filter(project=project, kind=Job.Kind.EMBED,
-                                 status__in=[Job.Status.PENDING, Job.Status.RUNNING])
+    pending = Job.objects.filter(
+        project=project, kind=Job.Kind.EMBED, status__in=[Job.Status.PENDING, Job.Status.RUNNING]
+    )
     jobs = []
     for version in versions:
         if not _has_missing(project, version):
@@ -98,5 +99,6 @@ def _image_versions_in_use(project: Project, default: ModelVersion) -> list[Mode
 def _has_missing(project: Project, version: ModelVersion) -> bool:
     return (
         Image.objects.filter(project=project, status=Image.Status.ACCEPTED)
-        .exclude(embeddings__model_version=version).exists()
+        .exclude(embeddings__model_version=version)
+        .exists()
     )

@@ -88,8 +88,7 @@ def category_add(*, actor, project: Project, category: Mapping) -> Category:
     """An admin of the project adds one category (see :func:`categories_set`)."""
     permissions.require(permissions.can_manage_project, user=actor, project=project)
     if project.categories.filter(key=category["key"]).exists():
-        raise ApplicationError(f"Category {category['key']!r} exists.", code="category_exists",
-                               extra={"field": "key"})
+        raise ApplicationError(f"Category {category['key']!r} exists.", code="category_exists", extra={"field": "key"})
     (added,) = categories_set(project=project, taxonomy=[category])
     return added
 
@@ -97,9 +96,7 @@ def category_add(*, actor, project: Project, category: Mapping) -> Category:
 def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
     if role not in Membership.Role.values:
         raise ApplicationError(f"Unknown role {role!r}.", code="invalid_role", extra={"field": "role"})
-    membership, _ = Membership.objects.update_or_create(
-        project=project, user=user, defaults={"role": role}
-    )
+    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
     return membership
 
 

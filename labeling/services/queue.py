@@ -73,7 +73,8 @@ def _open_items(project: Project):
 def _open_rounds(project: Project) -> tuple[OpenRound, ...]:
     return tuple(
         OpenRound(*row)
-        for row in Round.objects.filter(project=project, status=Round.Status.OPEN).order_by("number")
+        for row in Round.objects.filter(project=project, status=Round.Status.OPEN)
+        .order_by("number")
         .values_list("pk", "number", "created")
     )
 
@@ -91,8 +92,10 @@ def queue_next(*, user, project: Project) -> Lease | None:
     held = (
         live.select_related("item__image", "item__round")
         .filter(item__round__project=project, item__round__status=Round.Status.OPEN)
-        .order_by("leased").first()
-        if live.exists() else None
+        .order_by("leased")
+        .first()
+        if live.exists()
+        else None
     )
     if held is not None:
         return Lease(held.item, held, resumed=True)
@@ -117,7 +120,10 @@ def _take_candidate(
         return None, None
     live_leases = (
         Assignment.objects.filter(item=OuterRef("pk"), completed__isnull=True, expires__gt=now)
-        .order_by().values("item").annotate(n=Count("pk")).values("n")
+        .order_by()
+        .values("item")
+        .annotate(n=Count("pk"))
+        .values("n")
     )
     candidates = (
         QueueItem.objects.filter(done=False)
@@ -139,16 +145,16 @@ def _take_candidate(
     for round_id in round_ids:
         item, upcoming = _lock_first_with_room(
             candidates.filter(round=round_id, is_gold=False).order_by("-priority", "pk"),
-            user=user, project=project, now=now,
+            user=user,
+            project=project,
+            now=now,
         )
         if item is not None:
             return item, upcoming
     return None, None
 
 
-def _lock_first_with_room(
-    candidates, *, user, project: Project, now
-) -> tuple[QueueItem | None, QueueItem | None]:
+def _lock_first_with_room(candidates, *, user, project: Project, now) -> tuple[QueueItem | None, QueueItem | None]:
     """Lock the first of ``candidates`` that, counted again under its row lock, has room for ``user``.
 
     Rows come two at a time, so the second names the likely next item without another
@@ -175,9 +181,17 @@ def queue_peek(*, user, project: Project, exclude_item_id: int) -> QueueItem | N
     """
     now = timezone.now()
     held = (
-        Assignment.objects.filter(user=user, item__round__project=project, item__round__status=Round.Status.OPEN,
-                                  completed__isnull=True, expires__gt=now)
-        .exclude(item_id=exclude_item_id).select_related("item__image").order_by("leased").first()
+        Assignment.objects.filter(
+            user=user,
+            item__round__project=project,
+            item__round__status=Round.Status.OPEN,
+            completed__isnull=True,
+            expires__gt=now,
+        )
+        .exclude(item_id=exclude_item_id)
+        .select_related("item__image")
+        .order_by("leased")
+        .first()
     )
     if held is not None:
         return held.item
@@ -185,10 +199,13 @@ def queue_peek(*, user, project: Project, exclude_item_id: int) -> QueueItem | N
     for round_id in rounds.values_list("pk", flat=True):
         # Per round, in priority order, so the query walks the round's open-items index.
         item = (
-            QueueItem.objects.filter(round=round_id, done=False, is_gold=False).exclude(pk=exclude_item_id)
+            QueueItem.objects.filter(round=round_id, done=False, is_gold=False)
+            .exclude(pk=exclude_item_id)
             .exclude(Exists(Assignment.objects.filter(item=OuterRef("pk"), user=user)))
             .exclude(image__model_label__isnull=False)
-            .select_related("image").order_by("-priority", "pk").first()
+            .select_related("image")
+            .order_by("-priority", "pk")
+            .first()
         )
         if item is not None:
             return item
@@ -220,8 +237,10 @@ def annotation_submit(
     try:
         with transaction.atomic():
             item = (
-                QueueItem.objects.select_for_update(of=("self",)).select_related("round__project")
-                .filter(pk=item_id).first()
+                QueueItem.objects.select_for_update(of=("self",))
+                .select_related("round__project")
+                .filter(pk=item_id)
+                .first()
             )
             if item is None or not permissions.can_label(user, item.round.project):
                 return _first_answer_or(user, client_key, NotFound(f"Queue item {item_id} not found."))
@@ -248,14 +267,21 @@ def annotation_submit(
             )
             if not held:
                 if kind != Annotation.Kind.FLAG and leases.exists():
-                    refusal = Conflict("You already answered this item; undo first to change it.",
-                                       code="already_answered")
+                    refusal = Conflict(
+                        "You already answered this item; undo first to change it.", code="already_answered"
+                    )
                 else:
                     refusal = Conflict("This item was not handed to you.", code="not_assigned")
                 return _first_answer_or(user, client_key, refusal)
             annotation = Annotation.objects.create(
-                image_id=item.image_id, user=user, round=item.round, kind=kind, category=category,
-                time_spent_ms=max(0, int(time_spent_ms)), revealed=bool(revealed), client_key=client_key,
+                image_id=item.image_id,
+                user=user,
+                round=item.round,
+                kind=kind,
+                category=category,
+                time_spent_ms=max(0, int(time_spent_ms)),
+                revealed=bool(revealed),
+                client_key=client_key,
                 note=note[:2000],
             )
             if kind == Annotation.Kind.LABEL:
@@ -300,16 +326,23 @@ def annotation_undo(*, user, project: Project, client_key: str) -> Annotation | 
     with transaction.atomic():
         retracted = Annotation.objects.filter(user=user, kind=Annotation.Kind.RETRACT).values("supersedes_id")
         last = (
-            Annotation.objects.filter(user=user, image__project=project,
-                                      kind__in=[Annotation.Kind.LABEL, Annotation.Kind.SKIP])
-            .exclude(pk__in=retracted).order_by("-pk").first()
+            Annotation.objects.filter(
+                user=user, image__project=project, kind__in=[Annotation.Kind.LABEL, Annotation.Kind.SKIP]
+            )
+            .exclude(pk__in=retracted)
+            .order_by("-pk")
+            .first()
         )
         if last is None:
             return None
         item = QueueItem.objects.select_for_update().filter(round=last.round, image=last.image).first()
         retraction = Annotation.objects.create(
-            image=last.image, user=user, round=last.round, kind=Annotation.Kind.RETRACT,
-            supersedes=last, client_key=client_key,
+            image=last.image,
+            user=user,
+            round=last.round,
+            kind=Annotation.Kind.RETRACT,
+            supersedes=last,
+            client_key=client_key,
         )
         activity_record(user=user, project=project)
         if item is not None:
@@ -359,9 +392,7 @@ def _after_label(item: QueueItem) -> None:
     round_complete(round_id=item.round_id)
 
 
-def lease_status(
-    *, user, project: Project, open_rounds: tuple[OpenRound, ...] | None = None, membership=None
-) -> dict:
+def lease_status(*, user, project: Project, open_rounds: tuple[OpenRound, ...] | None = None, membership=None) -> dict:
     """What the labeling page shows beside each item: ``{"progress": ..., "wellbeing": ...}``.
 
     ``progress``: the open rounds' size and finished items, the user's own labels (in
@@ -406,9 +437,7 @@ def lease_status(
     }
 
 
-def _lease_counts(
-    *, user, project: Project, round_ids: list[int], count_done: bool | None
-) -> dict[str, int | None]:
+def _lease_counts(*, user, project: Project, round_ids: list[int], count_done: bool | None) -> dict[str, int | None]:
     """The counts of :func:`lease_status` in one round trip.
 
     ``labels`` and ``labels_today``: the user's labels in the project (found through
@@ -418,9 +447,7 @@ def _lease_counts(
     ``count_done`` is None.
     """
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    annotation, image, reveal, item, round_ = (
-        m._meta.db_table for m in (Annotation, Image, Reveal, QueueItem, Round)
-    )
+    annotation, image, reveal, item, round_ = (m._meta.db_table for m in (Annotation, Image, Reveal, QueueItem, Round))
     items, items_params = "SELECT NULL AS n", []
     if count_done is not None:
         in_rounds = ", ".join(["%s"] * len(round_ids)) or "NULL"
@@ -437,8 +464,14 @@ def _lease_counts(
             ({items}) items
     """
     params = [
-        today, user.pk, Annotation.Kind.LABEL, project.pk,
-        user.pk, True, today, project.pk,
+        today,
+        user.pk,
+        Annotation.Kind.LABEL,
+        project.pk,
+        user.pk,
+        True,
+        today,
+        project.pk,
         *items_params,
     ]
     with connection.cursor() as cursor:

@@ -156,15 +156,16 @@ def retrain_fit(*, job_id: int) -> ModelVersion | None:
     for ids, _ in matrices.values():
         common = ids if common is None else np.intersect1d(common, ids, assume_unique=True)
     if labels and not len(common):
-        raise ApplicationError("No embeddings of the labeled images yet: embed the pool with a backbone first.",
-                               code="no_embeddings")
+        raise ApplicationError(
+            "No embeddings of the labeled images yet: embed the pool with a backbone first.", code="no_embeddings"
+        )
     train_ids = [pk for pk in common.tolist() if splits.get(pk) == Image.Split.POOL]
-    held_ids = [pk for pk in common.tolist() if splits.get(pk) == Image.Split.EVAL
-                and labels[pk].source != LabelSource.IMPORT]
+    held_ids = [
+        pk for pk in common.tolist() if splits.get(pk) == Image.Split.EVAL and labels[pk].source != LabelSource.IMPORT
+    ]
     y = np.asarray([labels[pk].category.key for pk in train_ids])
     if len(set(y.tolist())) < 2:
-        raise ApplicationError("The head needs labels of at least two categories in the pool.",
-                               code="too_few_labels")
+        raise ApplicationError("The head needs labels of at least two categories in the pool.", code="too_few_labels")
 
     def rows(name: str, wanted: list[int]) -> np.ndarray:
         ids, X = matrices[name]
@@ -179,25 +180,37 @@ def retrain_fit(*, job_id: int) -> ModelVersion | None:
         comparison = {"chosen": chosen, "criterion": "class-balanced out-of-fold log-loss", "scores": scores}
     feature_set = next(fs for fs in candidates if fs.name == chosen)
     head = LinearHead(random_state=0).fit(rows(chosen, train_ids), y)
-    metrics: dict = {"n_train": len(train_ids), "n_eval": len(held_ids), "feature_set": chosen,
-                     "n_weak": sum(labels[pk].source == LabelSource.IMPORT for pk in train_ids)}
+    metrics: dict = {
+        "n_train": len(train_ids),
+        "n_eval": len(held_ids),
+        "feature_set": chosen,
+        "n_weak": sum(labels[pk].source == LabelSource.IMPORT for pk in train_ids),
+    }
     if comparison:
         metrics["feature_selection"] = comparison
     if held_ids:
         proba = head.predict_proba(rows(chosen, held_ids))
-        metrics.update(evaluate([labels[pk].category.key for pk in held_ids], proba, list(head.classes_),
-                                neutral="neutral"))
+        metrics.update(
+            evaluate([labels[pk].category.key for pk in held_ids], proba, list(head.classes_), neutral="neutral")
+        )
     buffer = io.BytesIO()
     head.save(buffer)
     with transaction.atomic():
         version = ModelVersion.objects.create(
-            project=project, kind=ModelVersion.Kind.HEAD, backbone=feature_set.image_versions[0],
-            config={"C": float(head.C_), "classes": [str(c) for c in head.classes_],
-                    "calibration": head.calibration_, "features": feature_set.pks},
+            project=project,
+            kind=ModelVersion.Kind.HEAD,
+            backbone=feature_set.image_versions[0],
+            config={
+                "C": float(head.C_),
+                "classes": [str(c) for c in head.classes_],
+                "calibration": head.calibration_,
+                "features": feature_set.pks,
+            },
             metrics=metrics,
         )
-        version.artifact = default_storage.save(f"models/{project.slug}/{version.pk}/head.joblib",
-                                                ContentFile(buffer.getvalue()))
+        version.artifact = default_storage.save(
+            f"models/{project.slug}/{version.pk}/head.joblib", ContentFile(buffer.getvalue())
+        )
         version.save(update_fields=["artifact"])
         model_version_activate(version=version)
         latest = Round.objects.filter(project=project).order_by("-number").first()
@@ -205,8 +218,7 @@ def retrain_fit(*, job_id: int) -> ModelVersion | None:
             latest.head = version
             latest.metrics = metrics
             latest.save(update_fields=["head", "metrics"])
-        job.result = {**job.result, "head": version.pk, "accuracy": metrics.get("accuracy"),
-                      "feature_set": chosen}
+        job.result = {**job.result, "head": version.pk, "accuracy": metrics.get("accuracy"), "feature_set": chosen}
         job_progress(job=job, done=1, total=3)
         job.save(update_fields=["result"])
     return version
@@ -230,13 +242,16 @@ def retrain_predict(*, job_id: int) -> int:
     best = proba.argmax(axis=1)
     rows = [
         Prediction(
-            image_id=int(pk), model_version=version, category=classes[b], confidence=float(p[b]),
+            image_id=int(pk),
+            model_version=version,
+            category=classes[b],
+            confidence=float(p[b]),
             probabilities={c.key: round(float(v), 5) for c, v in zip(classes, p, strict=True)},
         )
         for pk, p, b in zip(ids, proba, best, strict=True)
     ]
     for start in range(0, len(rows), 5000):
-        Prediction.objects.bulk_create(rows[start:start + 5000], ignore_conflicts=True)
+        Prediction.objects.bulk_create(rows[start : start + 5000], ignore_conflicts=True)
     accepted = _auto_accept(project, version, ids, proba, classes) if project.auto_accept else 0
     job.result = {**job.result, "predicted": len(rows), "auto_accepted": accepted}
     job.save(update_fields=["result"])
@@ -265,8 +280,11 @@ def _auto_accept(project, version, ids, proba, classes) -> int:
         threshold = _threshold_for_precision(curve, project.auto_accept_precision)
         if threshold is None:
             continue
-        hits = [int(pk) for pk, p in zip(ids, proba[:, j], strict=True)
-                if p >= threshold and int(pk) not in labeled and int(pk) not in eval_ids]
+        hits = [
+            int(pk)
+            for pk, p in zip(ids, proba[:, j], strict=True)
+            if p >= threshold and int(pk) not in labeled and int(pk) not in eval_ids
+        ]
         total += Image.objects.filter(pk__in=hits, model_label__isnull=True).update(
             model_label=category, model_label_version=version, model_label_confidence=threshold
         )
@@ -287,28 +305,34 @@ def retrain_select(*, job_id: int) -> Round | None:
     project = job.project
     queued = QueueItem.objects.filter(round__project=project).values_list("image_id", flat=True)
     candidates = np.asarray(
-        _pool(project).filter(split=Image.Split.POOL, model_label__isnull=True)
-        .exclude(pk__in=queued).exclude(pk__in=human_labeled_images(project=project).values("pk")).order_by("pk").values_list("pk", flat=True),
+        _pool(project)
+        .filter(split=Image.Split.POOL, model_label__isnull=True)
+        .exclude(pk__in=queued)
+        .exclude(pk__in=human_labeled_images(project=project).values("pk"))
+        .order_by("pk")
+        .values_list("pk", flat=True),
         dtype=np.int64,
     )
     with transaction.atomic():
         Project.objects.select_for_update().get(pk=project.pk)
-        number = (Round.objects.filter(project=project).order_by("-number").values_list("number", flat=True)
-                  .first())
+        number = Round.objects.filter(project=project).order_by("-number").values_list("number", flat=True).first()
         if not len(candidates):
             job_succeed(job=job, result={**job.result, "next_round": None, "selected": 0})
             return None
-        chosen, strategy = _select(project, candidates, budget=project.batch_size,
-                                   strategy=project.strategy, seed=(number or 0) + 1)
-        round_ = Round.objects.create(project=project, number=(number if number is not None else -1) + 1,
-                                      strategy=strategy)
+        chosen, strategy = _select(
+            project, candidates, budget=project.batch_size, strategy=project.strategy, seed=(number or 0) + 1
+        )
+        round_ = Round.objects.create(
+            project=project, number=(number if number is not None else -1) + 1, strategy=strategy
+        )
         _fill(round_, chosen, eval_ids=np.zeros(0, dtype=np.int64), seed=round_.number)
         job_succeed(job=job, result={**job.result, "next_round": round_.number, "selected": len(chosen)})
     return round_
 
 
-def _select(project: Project, candidates: np.ndarray, *, budget: int, strategy: str, seed: int
-            ) -> tuple[np.ndarray, str]:
+def _select(
+    project: Project, candidates: np.ndarray, *, budget: int, strategy: str, seed: int
+) -> tuple[np.ndarray, str]:
     """Pick up to ``budget`` image ids among ``candidates`` (ids) with ``strategy``.
 
     The rule is ``ml.loop.choose_batch``, the one the label-efficiency benchmark runs:
@@ -330,8 +354,9 @@ def _select(project: Project, candidates: np.ndarray, *, budget: int, strategy: 
     labeled = np.flatnonzero(np.isin(ids, np.fromiter(labeled_ids, dtype=np.int64)))
     exclude = np.setdiff1d(np.flatnonzero(~available), labeled)
     proba = head_load(head).predict_proba(X) if head is not None and strategy in NEEDS_PROBA else None
-    picked, used = choose_batch(strategy, X=X, proba=proba, budget=budget, labeled=labeled, exclude=exclude,
-                                random_state=seed)
+    picked, used = choose_batch(
+        strategy, X=X, proba=proba, budget=budget, labeled=labeled, exclude=exclude, random_state=seed
+    )
     return ids[picked], used
 
 

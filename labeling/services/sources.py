@@ -109,7 +109,8 @@ def _zip_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> SourceFile | 
         return RefusedFile(info.filename, ImportOutcome.UNSAFE_PATH, f"{info.filename}: {reason}; not imported")
     if info.file_size > MAX_MEMBER_BYTES:
         return RefusedFile(
-            info.filename, ImportOutcome.FILE_TOO_LARGE,
+            info.filename,
+            ImportOutcome.FILE_TOO_LARGE,
             f"{info.filename}: {info.file_size} bytes uncompressed, over {MAX_MEMBER_BYTES}",
         )
     try:

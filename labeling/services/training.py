@@ -36,28 +36,39 @@ DEFAULT_BACKBONE_DIM = 1280
 
 
 def pretrain_job_create(
-    *, project: Project, user=None, config: str = "tiny", minutes: float | None = None,
-    epochs: int | None = None, steps: int | None = None, overrides: dict | None = None,
+    *,
+    project: Project,
+    user=None,
+    config: str = "tiny",
+    minutes: float | None = None,
+    epochs: int | None = None,
+    steps: int | None = None,
+    overrides: dict | None = None,
     init_checkpoint: str | None = None,
 ) -> Job:
     """A pretraining job; ``init_checkpoint`` (a ViT file on the worker's disk) makes MSN
     start from its weights instead of a random initialisation."""
     if config not in CONFIGS:
-        raise ApplicationError(f"Unknown config {config!r}; choose one of {', '.join(CONFIGS)}.",
-                               code="invalid", extra={"field": "config"})
+        raise ApplicationError(
+            f"Unknown config {config!r}; choose one of {', '.join(CONFIGS)}.", code="invalid", extra={"field": "config"}
+        )
     if minutes is None and epochs is None and steps is None:
-        raise ApplicationError("Give a budget: minutes, epochs or steps.", code="invalid",
-                               extra={"field": "minutes"})
+        raise ApplicationError("Give a budget: minutes, epochs or steps.", code="invalid", extra={"field": "minutes"})
     for name, value in (("minutes", minutes), ("epochs", epochs), ("steps", steps)):
         if value is not None and value <= 0:
             raise ApplicationError(f"{name} must be positive.", code="invalid", extra={"field": name})
     if init_checkpoint and not Path(init_checkpoint).is_file():
-        raise ApplicationError(f"{init_checkpoint}: no such file.", code="invalid",
-                               extra={"field": "init_checkpoint"})
+        raise ApplicationError(f"{init_checkpoint}: no such file.", code="invalid", extra={"field": "init_checkpoint"})
     if accepted_images(project.pk).count() < 2:
         raise ApplicationError("Pretraining needs at least 2 accepted images.", code="too_few_images")
-    params = {"config": config, "minutes": minutes, "epochs": epochs, "steps": steps,
-              "overrides": overrides or {}, "init_checkpoint": init_checkpoint}
+    params = {
+        "config": config,
+        "minutes": minutes,
+        "epochs": epochs,
+        "steps": steps,
+        "overrides": overrides or {},
+        "init_checkpoint": init_checkpoint,
+    }
     return job_create(project=project, kind=Job.Kind.PRETRAIN, user=user, params=params)
 
 
@@ -72,8 +83,13 @@ def pretrain_job_submit(*, actor, project: Project, **kwargs) -> Job:
     return job
 
 
-def pretrain_run(*, job_id: int, progress: Callable[[int, int | None, float], None] | None = None,
-                 num_workers: int | None = None, then_embed: bool = False) -> ModelVersion | None:
+def pretrain_run(
+    *,
+    job_id: int,
+    progress: Callable[[int, int | None, float], None] | None = None,
+    num_workers: int | None = None,
+    then_embed: bool = False,
+) -> ModelVersion | None:
     """Pretrain MSN on the project's accepted images; the result becomes the active backbone.
 
     Checkpoints go to a work folder named after the job, so a retried job resumes. The
@@ -98,28 +114,51 @@ def pretrain_run(*, job_id: int, progress: Callable[[int, int | None, float], No
             progress(step, total, loss)
 
     result = pretrain(
-        StoredImages(images), config=config, out_dir=work,
-        max_steps=params.get("steps"), max_minutes=params.get("minutes"), epochs=params.get("epochs"),
-        checkpoint_every=50, resume=True, progress=report, num_workers=num_workers,
+        StoredImages(images),
+        config=config,
+        out_dir=work,
+        max_steps=params.get("steps"),
+        max_minutes=params.get("minutes"),
+        epochs=params.get("epochs"),
+        checkpoint_every=50,
+        resume=True,
+        progress=report,
+        num_workers=num_workers,
         init_backbone=params.get("init_checkpoint") or None,
     )
     with transaction.atomic():
         version = ModelVersion.objects.create(
-            project=job.project, kind=ModelVersion.Kind.BACKBONE, name="vit",
-            config={**config.to_dict(), "preset": params["config"], "images": len(images),
-                    "init_checkpoint": params.get("init_checkpoint")},
+            project=job.project,
+            kind=ModelVersion.Kind.BACKBONE,
+            name="vit",
+            config={
+                **config.to_dict(),
+                "preset": params["config"],
+                "images": len(images),
+                "init_checkpoint": params.get("init_checkpoint"),
+            },
             loss_curve=[[step, round(loss, 6)] for step, loss in result.loss_curve],
-            metrics={"steps": result.steps, "total_steps": result.total_steps,
-                     "seconds": round(result.seconds, 2), "device": result.device,
-                     "resumed_from": result.resumed_from},
+            metrics={
+                "steps": result.steps,
+                "total_steps": result.total_steps,
+                "seconds": round(result.seconds, 2),
+                "device": result.device,
+                "resumed_from": result.resumed_from,
+            },
         )
         version.artifact = _store_artifact(result.backbone_path, f"models/{job.project.slug}/{version.pk}/backbone.pt")
         version.save(update_fields=["artifact"])
         model_version_activate(version=version)
         job.total = result.total_steps
         job.done = result.steps
-        job_succeed(job=job, result={"model_version": version.pk, "steps": result.steps,
-                                     "final_loss": result.loss_curve[-1][1] if result.loss_curve else None})
+        job_succeed(
+            job=job,
+            result={
+                "model_version": version.pk,
+                "steps": result.steps,
+                "final_loss": result.loss_curve[-1][1] if result.loss_curve else None,
+            },
+        )
     shutil.rmtree(work, ignore_errors=True)
     if then_embed:
         embed_job_queue(project=job.project, user=job.created_by, model_version=version)
@@ -140,9 +179,17 @@ def backbone_register(*, project: Project, path: str | Path, num_heads: int | No
         raise ApplicationError(str(exc), code="invalid_checkpoint", extra={"field": "checkpoint"}) from exc
     with transaction.atomic():
         version = ModelVersion.objects.create(
-            project=project, kind=ModelVersion.Kind.BACKBONE, name="vit",
-            config={"source": str(path), "num_heads": num_heads, "image_size": vit.image_size, "patch_size": vit.patch_size,
-                    "hidden_dim": vit.hidden_dim, "pooling": "cls"},
+            project=project,
+            kind=ModelVersion.Kind.BACKBONE,
+            name="vit",
+            config={
+                "source": str(path),
+                "num_heads": num_heads,
+                "image_size": vit.image_size,
+                "patch_size": vit.patch_size,
+                "hidden_dim": vit.hidden_dim,
+                "pooling": "cls",
+            },
         )
         version.artifact = _store_artifact(path, f"models/{project.slug}/{version.pk}/{path.name}")
         version.save(update_fields=["artifact"])
@@ -153,7 +200,8 @@ def backbone_register(*, project: Project, path: str | Path, num_heads: int | No
 def model_version_activate(*, version: ModelVersion) -> None:
     with transaction.atomic():
         ModelVersion.objects.filter(project=version.project, kind=version.kind, is_active=True).exclude(
-            pk=version.pk).update(is_active=False)
+            pk=version.pk
+        ).update(is_active=False)
         version.is_active = True
         version.save(update_fields=["is_active"])
 
@@ -162,8 +210,12 @@ def embed_job_create(*, project: Project, user=None, model_version: ModelVersion
     """An embedding job for ``model_version`` (default: the active image backbone), an image
     backbone or the text model."""
     version = model_version or _active_backbone(project)
-    return job_create(project=project, kind=Job.Kind.EMBED, user=user,
-                      params={"model_version": version.pk, "model": version.name or version.kind})
+    return job_create(
+        project=project,
+        kind=Job.Kind.EMBED,
+        user=user,
+        params={"model_version": version.pk, "model": version.name or version.kind},
+    )
 
 
 def embed_job_submit(*, actor, project: Project, model_version: ModelVersion | None = None) -> Job:
@@ -199,28 +251,33 @@ def embed_run(*, job_id: int, batch_size: int = 32, progress: Callable[[int, int
     if version is None:
         raise ApplicationError("The model version to embed with no longer exists.", code="not_found")
     missing = list(
-        accepted_images(job.project_id).exclude(embeddings__model_version=version)
+        accepted_images(job.project_id)
+        .exclude(embeddings__model_version=version)
         .values_list("pk", "original", "ocr_text")
     )
     job_start(job=job, total=len(missing))
     written = 0
     if missing:
-        embed_chunk = _text_embedder(version) if version.kind == ModelVersion.Kind.TEXT else _image_embedder(
-            version, batch_size)
+        embed_chunk = (
+            _text_embedder(version) if version.kind == ModelVersion.Kind.TEXT else _image_embedder(version, batch_size)
+        )
         for start in range(0, len(missing), EMBED_CHUNK):
-            chunk = missing[start:start + EMBED_CHUNK]
+            chunk = missing[start : start + EMBED_CHUNK]
             vectors = embed_chunk(chunk)
             Embedding.objects.bulk_create(
-                [Embedding(image_id=pk, model_version=version, vector=vector_to_bytes(v))
-                 for (pk, _, _), v in zip(chunk, vectors, strict=True)],
+                [
+                    Embedding(image_id=pk, model_version=version, vector=vector_to_bytes(v))
+                    for (pk, _, _), v in zip(chunk, vectors, strict=True)
+                ],
                 ignore_conflicts=True,
             )
             written += len(chunk)
             job_progress(job=job, done=written, total=len(missing))
             if progress:
                 progress(written, len(missing))
-    job_succeed(job=job, result={"model_version": version.pk, "embedded": written,
-                                 "finished": timezone.now().isoformat()})
+    job_succeed(
+        job=job, result={"model_version": version.pk, "embedded": written, "finished": timezone.now().isoformat()}
+    )
     # Imported here because labeling.services.pipeline imports this module.
     from labeling.services.pipeline import after_embed
 
@@ -253,7 +310,8 @@ def _text_embedder(version: ModelVersion) -> EmbedChunk:
         texts = read_text(StoredImages([name for _, name, _ in chunk]))
         Image.objects.bulk_update(
             [Image(pk=pk, ocr_text=text) for (pk, _, _), text in zip(chunk, texts, strict=True)],
-            ["ocr_text"], batch_size=500,
+            ["ocr_text"],
+            batch_size=500,
         )
         return embedder.embed(texts)
 
@@ -267,8 +325,9 @@ def image_backbone_load(version: ModelVersion):
     if version.name == DEFAULT_BACKBONE:
         return load_image_backbone(DEFAULT_BACKBONE)
     with _local_copy(version.artifact) as local:
-        return load_image_backbone("vit", path=local, num_heads=version.config.get("num_heads"),
-                                   pooling=version.config.get("pooling", "cls"))
+        return load_image_backbone(
+            "vit", path=local, num_heads=version.config.get("num_heads"), pooling=version.config.get("pooling", "cls")
+        )
 
 
 def backbone_default(*, project: Project) -> ModelVersion:
@@ -282,10 +341,15 @@ def backbone_default(*, project: Project) -> ModelVersion:
         version = versions.filter(name=DEFAULT_BACKBONE).order_by("pk").first()
         if version is None:
             version = ModelVersion.objects.create(
-                project=project, kind=ModelVersion.Kind.BACKBONE, name=DEFAULT_BACKBONE,
+                project=project,
+                kind=ModelVersion.Kind.BACKBONE,
+                name=DEFAULT_BACKBONE,
                 is_active=not versions.filter(is_active=True).exists(),
-                config={"backbone": DEFAULT_BACKBONE, "dim": DEFAULT_BACKBONE_DIM,
-                        "source": BACKBONES[DEFAULT_BACKBONE]},
+                config={
+                    "backbone": DEFAULT_BACKBONE,
+                    "dim": DEFAULT_BACKBONE_DIM,
+                    "source": BACKBONES[DEFAULT_BACKBONE],
+                },
             )
     return version
 
@@ -299,7 +363,10 @@ def text_model_get_or_create(*, project: Project) -> ModelVersion:
         version = ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.TEXT, is_active=True).first()
         if version is None:
             version = ModelVersion.objects.create(
-                project=project, kind=ModelVersion.Kind.TEXT, name=TEXT_BACKBONE, is_active=True,
+                project=project,
+                kind=ModelVersion.Kind.TEXT,
+                name=TEXT_BACKBONE,
+                is_active=True,
                 config={"backbone": TEXT_BACKBONE, "dim": TEXT_DIM, "ocr": "rapidocr"},
             )
     return version

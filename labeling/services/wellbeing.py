@@ -38,7 +38,8 @@ def image_possibly_sensitive(image: Image) -> bool:
     if not known:
         prediction = (
             Prediction.objects.filter(image=image, model_version__is_active=True)
-            .values_list("category_id", flat=True).first()
+            .values_list("category_id", flat=True)
+            .first()
         )
         known = {prediction} if prediction else set()
     for extra in (image.gold_label_id, image.model_label_id, image.source_label_id):
@@ -140,9 +141,7 @@ def wellbeing_status(
     if membership is None:
         membership = Membership.objects.filter(project=project, user=user).first()
     active = (
-        membership is not None
-        and membership.last_active is not None
-        and now - membership.last_active <= STREAK_GAP
+        membership is not None and membership.last_active is not None and now - membership.last_active <= STREAK_GAP
     )
     minutes = (now - membership.streak_started).total_seconds() / 60 if active else 0.0
     streak_reveals = membership.streak_sensitive_reveals if active else 0
@@ -150,6 +149,5 @@ def wellbeing_status(
         **reveal_budget(user=user, project=project, used=sensitive_reveals_today, membership=membership),
         "streak_minutes": round(minutes, 1),
         "streak_sensitive_reveals": streak_reveals,
-        "break_due": minutes >= project.break_after_minutes
-        or streak_reveals >= project.break_after_sensitive_reveals,
+        "break_due": minutes >= project.break_after_minutes or streak_reveals >= project.break_after_sensitive_reveals,
     }

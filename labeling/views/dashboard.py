@@ -46,8 +46,11 @@ def _pretrain(request, project: Project) -> str:
     form = PretrainForm(request.POST)
     if not form.is_valid():
         raise ApplicationError(f"Pretraining minutes: {' '.join(form.errors['minutes'])}", code="invalid")
-    return _job_message(training.pretrain_job_submit(
-        actor=request.user, project=project, config="tiny", minutes=form.cleaned_data["minutes"]))
+    return _job_message(
+        training.pretrain_job_submit(
+            actor=request.user, project=project, config="tiny", minutes=form.cleaned_data["minutes"]
+        )
+    )
 
 
 def _embed(request, project: Project) -> str:

@@ -26,7 +26,9 @@ def image_file(request, image_id: int, variant: str):
     """
     image = image_get_for_user(user=request.user, image_id=image_id)
     name = {
-        "thumbnail": image.thumbnail, "blurred": image.blurred, "sketch": image.sketch,
+        "thumbnail": image.thumbnail,
+        "blurred": image.blurred,
+        "sketch": image.sketch,
         "original": image.original,
     }.get(variant)
     if not name:
@@ -44,5 +46,11 @@ def image_file(request, image_id: int, variant: str):
 
 def _content_type(name: str) -> str:
     ext = name.rsplit(".", 1)[-1].lower()
-    return {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
-            "bmp": "image/bmp", "tif": "image/tiff"}.get(ext, "application/octet-stream")
+    return {
+        "jpg": "image/jpeg",
+        "png": "image/png",
+        "gif": "image/gif",
+        "webp": "image/webp",
+        "bmp": "image/bmp",
+        "tif": "image/tiff",
+    }.get(ext, "application/octet-stream")

@@ -63,7 +63,8 @@ def label_preferences(request, slug: str):
     """
     project = project_for_page(request, slug)
     saved = preferences_set(
-        user=request.user, project=project,
+        user=request.user,
+        project=project,
         blur_strength=_whole_number(request.POST.get("blur_strength", ""), field="blur_strength"),
         greyscale=request.POST.get("greyscale", "").lower() in TRUE_VALUES,
     )
@@ -77,6 +78,4 @@ def _whole_number(value: str, *, field: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ApplicationError(
-            f"{field} must be a whole number, not {value!r}.", extra={"field": field}
-        ) from None
+        raise ApplicationError(f"{field} must be a whole number, not {value!r}.", extra={"field": field}) from None

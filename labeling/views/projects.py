@@ -33,7 +33,8 @@ def project_detail(request, slug: str):
         "summary": import_summary(project=project),
         "jobs": Job.objects.filter(project=project).order_by("-created")[:10],
         "images": Image.objects.filter(project=project, status=Image.Status.ACCEPTED)
-        .select_related("source_label").order_by("-id")[:48],
+        .select_related("source_label")
+        .order_by("-id")[:48],
     }
     return render(request, "labeling/project_detail.html", context)
 
@@ -45,7 +46,9 @@ def project_upload(request, slug: str):
     project = project_for_page(request, slug, admin=True)
     files = request.FILES.getlist("files")
     job = import_job_submit(
-        actor=request.user, project=project, uploads=files,
+        actor=request.user,
+        project=project,
+        uploads=files,
         source=request.POST.get("source", ""),
         labels_from_folders=bool(request.POST.get("labels_from_folders")),
     )

@@ -54,8 +54,12 @@ def review_adjudicate(request, slug: str, image_id: int):
     image = image_get_for_user(user=request.user, image_id=image_id)
     if image.project.slug != slug:
         raise NotFound(f"Image {image_id} not found.")
-    adjudicate(actor=request.user, image=image, category_key=request.POST.get("category", ""),
-               reason=request.POST.get("reason", ""))
+    adjudicate(
+        actor=request.user,
+        image=image,
+        category_key=request.POST.get("category", ""),
+        reason=request.POST.get("reason", ""),
+    )
     messages.success(request, f"Image {image_id} adjudicated.")
     return redirect("project-review", slug=slug)
 
@@ -71,7 +75,6 @@ def review_export(request, slug: str):
         "min_agreement": request.POST.get("min_agreement") or None,
         "split": request.POST.get("split") or None,
     }
-    job = export_job_submit(actor=request.user, project=project, fmt=request.POST.get("format", ""),
-                            filters=filters)
+    job = export_job_submit(actor=request.user, project=project, fmt=request.POST.get("format", ""), filters=filters)
     messages.success(request, f"Export job #{job.pk} queued.")
     return redirect("project-review", slug=slug)

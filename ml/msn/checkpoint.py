@@ -85,9 +85,7 @@ def load_torch_file(path: str | os.PathLike[str]) -> Any:
     except FileNotFoundError:
         raise
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError...
-        raise ValueError(
-            f"{os.fspath(path)}: not a loadable weights-only torch file ({error})"
-        ) from error
+        raise ValueError(f"{os.fspath(path)}: not a loadable weights-only torch file ({error})") from error
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -98,4 +96,3 @@ def _atomic_save(obj: Any, path: Path) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-

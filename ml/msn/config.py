@@ -153,4 +153,3 @@ _PRESETS: dict[str, MSNConfig] = {
 
 def _derived_seed(*entropy: int) -> int:
     return int(np.random.SeedSequence(list(entropy)).generate_state(1)[0])
-

@@ -50,9 +50,7 @@ class MultiViewDataset(Dataset):
         epoch, index = key
         item = _unwrap_item(self.images[index])
         image = open_rgb(item, label=describe_item(item, index))
-        torch_seed, numpy_seed = np.random.SeedSequence(
-            [self.seed, _SEED_VIEWS, epoch, index]
-        ).generate_state(2)
+        torch_seed, numpy_seed = np.random.SeedSequence([self.seed, _SEED_VIEWS, epoch, index]).generate_state(2)
         numpy_state = np.random.get_state()
         try:
             with torch.random.fork_rng(devices=[]):
@@ -89,4 +87,3 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
                 start = batch * self.batch_size
                 yield [(epoch, i) for i in order[start : start + self.batch_size]]
             epoch, first_batch = epoch + 1, 0
-

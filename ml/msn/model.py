@@ -38,9 +38,7 @@ def headless_vit(config: MSNConfig) -> VisionTransformer:
     return vit
 
 
-def random_keep_indices(
-    batch_size: int, sequence_length: int, mask_ratio: float, generator: torch.Generator
-) -> Tensor:
+def random_keep_indices(batch_size: int, sequence_length: int, mask_ratio: float, generator: torch.Generator) -> Tensor:
     """Draws which tokens each masked anchor keeps.
 
     ``sequence_length`` counts the class token (index 0) and all patches
@@ -103,9 +101,7 @@ class MSN(nn.Module):
         """Anchor projections: images (B, 3, H, W), idx_keep (B, K) -> (B, out_dim)."""
         return self.anchor_head(self.anchor_backbone(images=images, idx_keep=idx_keep))
 
-    def forward_views(
-        self, views: Sequence[Tensor], mask_generator: torch.Generator
-    ) -> tuple[Tensor, Tensor]:
+    def forward_views(self, views: Sequence[Tensor], mask_generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Projects one batch of multi-view images.
 
         Args:
@@ -165,9 +161,7 @@ def vit_architecture(vit: VisionTransformer) -> dict[str, int]:
     }
 
 
-def check_backbone_fits(
-    vit: VisionTransformer, config: MSNConfig, *, name: str = "backbone"
-) -> None:
+def check_backbone_fits(vit: VisionTransformer, config: MSNConfig, *, name: str = "backbone") -> None:
     """Raises ValueError naming ``name`` and every field where ``vit`` and ``config`` differ.
 
     Compared: image_size, patch_size, num_layers, num_heads, hidden_dim and mlp_dim
@@ -175,15 +169,9 @@ def check_backbone_fits(
     """
     found = vit_architecture(vit)
     expected = {key: int(getattr(config, key)) for key in found}
-    mismatches = [
-        f"{key} {found[key]} (config {expected[key]})"
-        for key in found
-        if found[key] != expected[key]
-    ]
+    mismatches = [f"{key} {found[key]} (config {expected[key]})" for key in found if found[key] != expected[key]]
     if mismatches:
-        raise ValueError(
-            f"{name}: ViT does not fit MSN config {config.name!r}: " + ", ".join(mismatches)
-        )
+        raise ValueError(f"{name}: ViT does not fit MSN config {config.name!r}: " + ", ".join(mismatches))
 
 
 def build_msn(config: MSNConfig) -> MSN:
@@ -258,9 +246,7 @@ def make_optimizer(model: MSN, config: MSNConfig) -> torch.optim.AdamW:
     )
 
 
-def schedule_values(
-    step: int, total_steps: int | None, config: MSNConfig
-) -> tuple[float, float, float]:
+def schedule_values(step: int, total_steps: int | None, config: MSNConfig) -> tuple[float, float, float]:
     """``(lr, weight_decay, ema_momentum)`` at 0-based ``step``.
 
     While ``total_steps`` is unknown (the timing probe of a time-bounded run) the
@@ -281,4 +267,3 @@ def schedule_values(
     )
     wd = cosine_schedule(step, total_steps, config.weight_decay, config.final_weight_decay)
     return lr, wd, ema_momentum(step, total_steps, config.ema_base)
-

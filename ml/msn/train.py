@@ -252,9 +252,7 @@ class _StepTimer:
         return elapsed + self.seconds_per_step() > budget
 
 
-def _initial_backbone(
-    source: BackboneInit | None, config: MSNConfig
-) -> tuple[str | None, VisionTransformer | None]:
+def _initial_backbone(source: BackboneInit | None, config: MSNConfig) -> tuple[str | None, VisionTransformer | None]:
     """``(name, vit)`` of ``pretrain``'s ``init_backbone``, checked against ``config``."""
     if source is None:
         return None, None
@@ -266,9 +264,7 @@ def _initial_backbone(
         name = os.fspath(source)
         vit = load_backbone_file(source, num_heads=config.num_heads)
     else:
-        raise TypeError(
-            f"init_backbone must be a path or a VisionTransformer, got {type(source).__name__}"
-        )
+        raise TypeError(f"init_backbone must be a path or a VisionTransformer, got {type(source).__name__}")
     check_backbone_fits(vit, config, name=name)
     return name, vit
 
@@ -288,11 +284,7 @@ def _resolve_workers(num_workers: int | None) -> int:
 
 
 def _planned_steps(max_steps: int | None, epochs: int | None, steps_per_epoch: int) -> int | None:
-    bounds = [
-        b
-        for b in (max_steps, None if epochs is None else epochs * steps_per_epoch)
-        if b is not None
-    ]
+    bounds = [b for b in (max_steps, None if epochs is None else epochs * steps_per_epoch) if b is not None]
     return min(bounds) if bounds else None
 
 
@@ -325,9 +317,7 @@ class _Run:
         self.scaler.scale(loss).backward()
         if config.clip_grad > 0:
             self.scaler.unscale_(self.optimizer)
-            anchor_params = [
-                p for m in self.model.trainable_modules() for p in m.parameters() if p.requires_grad
-            ]
+            anchor_params = [p for m in self.model.trainable_modules() for p in m.parameters() if p.requires_grad]
             nn.utils.clip_grad_norm_(anchor_params, config.clip_grad)
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -380,4 +370,3 @@ class _Run:
             momentum=data["ema_momentum"],
             loss_curve=[(int(s), float(v)) for s, v in data["loss_curve"]],
         )
-

@@ -31,9 +31,7 @@ def _as_target(target: Mapping[int, float] | ArrayLike | None, k: int) -> NDArra
     else:
         fractions = np.asarray(target, dtype=np.float64)
         if fractions.shape != (k,):
-            raise ValueError(
-                f"`target` must have one fraction per class, shape ({k},); got {fractions.shape}."
-            )
+            raise ValueError(f"`target` must have one fraction per class, shape ({k},); got {fractions.shape}.")
     if not np.isfinite(fractions).all() or fractions.min() < 0 or fractions.sum() <= 0:
         raise ValueError("`target` fractions must be finite, non-negative and not all zero.")
     return fractions / fractions.sum()
@@ -91,11 +89,6 @@ def balance(
     capacity = np.bincount(predicted, minlength=k)
     counts = _allocate(min(budget, available.size), fractions, capacity)
     rng = np.random.default_rng(random_state)
-    parts = [
-        rng.choice(available[predicted == c], size=int(counts[c]), replace=False)
-        for c in range(k)
-        if counts[c]
-    ]
+    parts = [rng.choice(available[predicted == c], size=int(counts[c]), replace=False) for c in range(k) if counts[c]]
     chosen = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
     return rng.permutation(chosen).astype(np.int64)
-

@@ -17,9 +17,7 @@ def _as_embeddings(X: ArrayLike) -> np.ndarray:
     """``X`` as an array of shape (n, d), without copying an array (or memmap) given."""
     array = X if isinstance(X, np.ndarray) else np.asarray(X)
     if array.ndim != 2 or 0 in array.shape:
-        raise ValueError(
-            f"`X` must be a 2-D array of shape (n, d) with n, d >= 1; got shape {array.shape}."
-        )
+        raise ValueError(f"`X` must be a 2-D array of shape (n, d) with n, d >= 1; got shape {array.shape}.")
     if array.dtype.kind != "f":
         raise ValueError(f"`X` must hold floating-point numbers; got dtype {array.dtype}.")
     return array
@@ -38,8 +36,7 @@ def _as_indices(indices: ArrayLike, n: int, name: str) -> IndexArray:
         return np.empty(0, dtype=np.int64)
     if array.ndim != 1 or array.dtype.kind not in "iu":
         raise ValueError(
-            f"`{name}` must be a 1-D sequence of integer row indices; "
-            f"got shape {array.shape} and dtype {array.dtype}."
+            f"`{name}` must be a 1-D sequence of integer row indices; got shape {array.shape} and dtype {array.dtype}."
         )
     if array.min() < 0 or array.max() >= n:
         raise ValueError(f"`{name}` holds row indices outside [0, {n}).")
@@ -51,20 +48,14 @@ def _as_proba(proba: ArrayLike, n_rows: int | None = None) -> NDArray[np.float64
     array = np.asarray(proba)
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] < 2:
         raise ValueError(
-            "`proba` must be a 2-D array of shape (n, k) with n >= 1 rows and k >= 2 "
-            f"classes; got shape {array.shape}."
+            f"`proba` must be a 2-D array of shape (n, k) with n >= 1 rows and k >= 2 classes; got shape {array.shape}."
         )
     if n_rows is not None and array.shape[0] != n_rows:
         raise ValueError(f"`proba` has {array.shape[0]} rows but `X` has {n_rows}.")
     if array.dtype.kind != "f":
         raise ValueError(f"`proba` must hold floating-point numbers; got dtype {array.dtype}.")
     p = array.astype(np.float64)
-    if (
-        not np.isfinite(p).all()
-        or p.min() < -1e-6
-        or p.max() > 1 + 1e-6
-        or np.abs(p.sum(axis=1) - 1).max() > 1e-2
-    ):
+    if not np.isfinite(p).all() or p.min() < -1e-6 or p.max() > 1 + 1e-6 or np.abs(p.sum(axis=1) - 1).max() > 1e-2:
         raise ValueError("`proba` must hold probabilities: finite, in [0, 1], rows summing to 1.")
     return p
 
@@ -82,4 +73,3 @@ def _positions_in(sorted_reference: IndexArray, queries: IndexArray) -> IndexArr
     pos = np.searchsorted(sorted_reference, queries)
     clipped = np.minimum(pos, sorted_reference.size - 1)
     return np.where(sorted_reference[clipped] == queries, clipped, -1).astype(np.int64)
-

@@ -93,9 +93,7 @@ def combined(
     if n_neighbors == 0:
         raise ValueError("`n_neighbors` must be at least 1.")
     if not math.isfinite(density_weight) or density_weight < 0:
-        raise ValueError(
-            f"`density_weight` must be finite and non-negative; got {density_weight!r}."
-        )
+        raise ValueError(f"`density_weight` must be finite and non-negative; got {density_weight!r}.")
     labeled = _as_indices(labeled, n, "labeled")
     available = _remaining(n, labeled, _as_indices(exclude, n, "exclude"))
     order = _most_uncertain_first(p[available], method)
@@ -119,10 +117,7 @@ def combined(
                 position = int(np.argmax(score))
             chosen.append(position)
             taken[position] = True
-            d = _sq_dists(
-                rows, rows_sq, rows[position : position + 1], rows_sq[position : position + 1]
-            )
+            d = _sq_dists(rows, rows_sq, rows[position : position + 1], rows_sq[position : position + 1])
             np.minimum(min_sq, d[:, 0], out=min_sq)
             position = None
     return candidates[np.asarray(chosen, dtype=np.int64)]
-

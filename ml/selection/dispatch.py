@@ -45,9 +45,7 @@ def select(
     (min(budget, available),).
     """
     if strategy not in STRATEGIES:
-        raise ValueError(
-            f"Unknown selection strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}."
-        )
+        raise ValueError(f"Unknown selection strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}.")
 
     def need(value: ArrayLike | None, name: str) -> ArrayLike:
         if value is None:
@@ -65,9 +63,7 @@ def select(
         n = X.shape[0]
         excluded = _as_indices(exclude, n, "exclude")
         candidates = _remaining(n, excluded) if excluded.size else None
-        return kcenter_greedy(
-            X, budget, labeled=labeled, candidates=candidates, random_state=random_state, **params
-        )
+        return kcenter_greedy(X, budget, labeled=labeled, candidates=candidates, random_state=random_state, **params)
     if strategy in ("typicality", "prototypes"):
         return (typicality if strategy == "typicality" else prototypes)(
             need(X, "X"),
@@ -93,4 +89,3 @@ def select(
         random_state=random_state,
         **params,
     )
-

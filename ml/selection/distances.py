@@ -50,9 +50,7 @@ def _sq_dists(A: FloatArray, A_sq: FloatArray, B: FloatArray, B_sq: FloatArray) 
     return out
 
 
-def _min_sq_dists(
-    X: np.ndarray, rows: IndexArray, rows_sq: FloatArray, centers: IndexArray
-) -> FloatArray:
+def _min_sq_dists(X: np.ndarray, rows: IndexArray, rows_sq: FloatArray, centers: IndexArray) -> FloatArray:
     """Squared distance from each of ``X[rows]`` to its nearest of ``X[centers]``, (len(rows),).
 
     +inf when ``centers`` is empty.
@@ -87,4 +85,3 @@ def _knn_mean_dist(
         nearest = np.partition(D, k - 1, axis=1)[:, :k]
         out[start:stop] = np.sqrt(nearest, dtype=np.float64).mean(axis=1)
     return out
-

@@ -201,9 +201,7 @@ class _CoverBounds:
         while True:
             tau = self._rank_value(rank)
             bound = self.bound[self.active]
-            stale = self.active[
-                (bound >= tau) & (bound > -np.inf) & (self.version[self.active] < self.n_centers)
-            ]
+            stale = self.active[(bound >= tau) & (bound > -np.inf) & (self.version[self.active] < self.n_centers)]
             cells = self.cell[stale]
             for group in np.split(stale, np.flatnonzero(np.diff(cells)) + 1):
                 if group.size:
@@ -277,9 +275,7 @@ class _CoverBounds:
             self.version[block] = t
 
 
-def _cell_centroids(
-    X: np.ndarray, pool: IndexArray, n_centers: int, rng: np.random.Generator
-) -> FloatArray:
+def _cell_centroids(X: np.ndarray, pool: IndexArray, n_centers: int, rng: np.random.Generator) -> FloatArray:
     """Centroids of the cells of `_CoverBounds`, shape (m, d).
 
     One cell per 64 centers to place (at most 256 and sqrt(pool size)): more centers
@@ -419,4 +415,3 @@ def covering_radius(
         return 0.0
     min_sq = _min_sq_dists(X, pool, _sq_norms(X, pool), centers.astype(np.int64))
     return math.sqrt(float(min_sq.max()))
-

@@ -46,9 +46,7 @@ def _kmeans_plusplus(rows: FloatArray, k: int, rng: np.random.Generator) -> Floa
     return rows[chosen]
 
 
-def _cluster_labels(
-    X: np.ndarray, rows: IndexArray, n_clusters: int, rng: np.random.Generator
-) -> IndexArray:
+def _cluster_labels(X: np.ndarray, rows: IndexArray, n_clusters: int, rng: np.random.Generator) -> IndexArray:
     """K-means cluster of each of ``X[rows]``, shape (len(rows),).
 
     Seeded by k-means++; Lloyd's KMeans on up to 20,000 rows; above that,
@@ -160,8 +158,14 @@ def typicality(
         return _most_typical_first(X, members, queries, n_neighbors, rng)
 
     return _cluster_representatives(
-        X, budget, rank, labeled=labeled, exclude=exclude, min_cluster_size=min_cluster_size,
-        max_clusters=max_clusters, random_state=random_state,
+        X,
+        budget,
+        rank,
+        labeled=labeled,
+        exclude=exclude,
+        min_cluster_size=min_cluster_size,
+        max_clusters=max_clusters,
+        random_state=random_state,
     )
 
 
@@ -191,8 +195,14 @@ def prototypes(
     chosen.
     """
     return _cluster_representatives(
-        X, budget, _nearest_centre_first, labeled=labeled, exclude=exclude,
-        min_cluster_size=min_cluster_size, max_clusters=max_clusters, random_state=random_state,
+        X,
+        budget,
+        _nearest_centre_first,
+        labeled=labeled,
+        exclude=exclude,
+        min_cluster_size=min_cluster_size,
+        max_clusters=max_clusters,
+        random_state=random_state,
     )
 
 
@@ -278,4 +288,3 @@ def _cluster_representatives(
             if ranked[c] or is_available[members[c]].any():
                 heapq.heappush(heap, (small, count + 1, neg_size, c))
     return np.asarray(chosen, dtype=np.int64)
-

@@ -52,4 +52,3 @@ def uncertainty(
     available = _remaining(p.shape[0], _as_indices(exclude, p.shape[0], "exclude"))
     order = _most_uncertain_first(p[available], method)
     return available[order[:budget]]
-

@@ -10,8 +10,16 @@ import pytest
 
 from bench import harness
 
-BENCHMARKS = ("embed_speed", "export", "hash_lookup", "ingest", "label_efficiency.run", "ocr",
-              "queue_load", "selection_speed")
+BENCHMARKS = (
+    "embed_speed",
+    "export",
+    "hash_lookup",
+    "ingest",
+    "label_efficiency.run",
+    "ocr",
+    "queue_load",
+    "selection_speed",
+)
 
 
 def test_timed_measures_wall_and_cpu_time():

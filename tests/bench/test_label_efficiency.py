@@ -222,9 +222,7 @@ def test_active_loop_is_the_cold_start_then_the_product_strategy(recorded_choose
         (50, 25),
         (75, 25),
     ]
-    assert loop.rounds == [
-        {"labels": c["labeled"], "size": c["budget"], "strategy": c["used"]} for c in calls
-    ]
+    assert loop.rounds == [{"labels": c["labeled"], "size": c["budget"], "strategy": c["used"]} for c in calls]
 
 
 def test_active_loop_keeps_the_cold_start_until_two_classes_are_labeled(recorded_choose_batch):
@@ -263,9 +261,7 @@ def test_strategy_chooser_goes_through_choose_batch(recorded_choose_batch):
     choose = strategy_chooser("diversity", X, seed=3)
     choose(annotator, 10)
     choose(annotator, 25)
-    assert [
-        (c["strategy"], c["used"], c["labeled"], c["budget"]) for c in recorded_choose_batch
-    ] == [
+    assert [(c["strategy"], c["used"], c["labeled"], c["budget"]) for c in recorded_choose_batch] == [
         ("diversity", "diversity", 0, 10),
         ("diversity", "diversity", 10, 15),
     ]
@@ -275,18 +271,14 @@ def test_strategy_chooser_goes_through_choose_batch(recorded_choose_batch):
 
 @pytest.mark.parametrize("strategy", ["random", "active"])
 def test_curves_reveal_exactly_the_budget(strategy, monkeypatch):
-    monkeypatch.setattr(
-        learning_curves, "make_head", lambda calibrate: LinearHead(C=1.0, calibrate=calibrate)
-    )
+    monkeypatch.setattr(learning_curves, "make_head", lambda calibrate: LinearHead(C=1.0, calibrate=calibrate))
     X, y = blobs(150)
     X_test, y_test = blobs(40, seed=1)
     if strategy == "random":
         chooser = strategy_chooser("random", X, seed=0)
     else:
         chooser = ActiveLoop(X, cold_start_labels=10, round_size=10, seed=0, head=quick_head)
-    curve = run_curve(
-        X, y, X_test, y_test, [10, 20, 50], chooser, positive=None, calibrate=False, n_classes=3
-    )
+    curve = run_curve(X, y, X_test, y_test, [10, 20, 50], chooser, positive=None, calibrate=False, n_classes=3)
     assert set(curve) == {"accuracy", "macro_f1"}
     assert len(curve["accuracy"]) == 3
     assert curve["accuracy"][-1] > 0.8
@@ -446,12 +438,10 @@ def fake_result(*, text: bool) -> dict:
         "seconds": 12.0,
     }
     result["auc"] = {
-        n: {m: learning_curve_auc(budgets, c[m]["mean"]) for m in c}
-        for n, c in result["strategies"].items()
+        n: {m: learning_curve_auc(budgets, c[m]["mean"]) for m in c} for n, c in result["strategies"].items()
     }
     result["auc_ratio"] = {
-        n: {m: result["auc"][n][m] / result["auc"]["random"][m] for m in result["auc"][n]}
-        for n in result["auc"]
+        n: {m: result["auc"][n][m] / result["auc"]["random"][m] for m in result["auc"][n]} for n in result["auc"]
     }
     result["auc_ratio_std"] = {n: {"accuracy": 0.0, "macro_f1": 0.0} for n in result["auc"]}
     return result
@@ -464,9 +454,7 @@ def test_targets_hold_their_values():
     gaps = targets["default_beats_raw"]["gaps"]
     assert gaps == {"at_50": pytest.approx(0.30), "full_pool": pytest.approx(0.41)}
     assert targets["default_beats_raw"]["met"]
-    assert targets["active_auc_ratio"]["value"] == pytest.approx(
-        result["auc_ratio"]["active"]["accuracy"]
-    )
+    assert targets["active_auc_ratio"]["value"] == pytest.approx(result["auc_ratio"]["active"]["accuracy"])
     assert targets["active_auc_ratio"]["met"] is (targets["active_auc_ratio"]["value"] >= 1.05)
     assert targets["cold_start_gain_at_20"]["value"] == pytest.approx(0.06), "the cold start is prototypes"
     assert targets["cold_start_gain_at_20"]["met"]

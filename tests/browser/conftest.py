@@ -73,8 +73,9 @@ def labeling(transactional_db, tmp_path):
     from labeling.services.rounds import round_start_initial
     from tests import imagefiles
 
-    project = project_create(slug="policy", name="Policy review", overlap=1, batch_size=4,
-                             eval_fraction=0.0, gold_rate=0.0, auto_start=False)
+    project = project_create(
+        slug="policy", name="Policy review", overlap=1, batch_size=4, eval_fraction=0.0, gold_rate=0.0, auto_start=False
+    )
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     for seed in range(4):

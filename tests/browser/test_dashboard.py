@@ -37,8 +37,9 @@ def labeled_round(transactional_db):
     from labeling.services.rounds import round_start_initial
     from tests.labeling.factories import embedded_pool
 
-    project = project_create(slug="policy", name="Policy review", overlap=1, batch_size=12,
-                             eval_fraction=0.25, gold_rate=0.0)
+    project = project_create(
+        slug="policy", name="Policy review", overlap=1, batch_size=12, eval_fraction=0.25, gold_rate=0.0
+    )
     rng = np.random.default_rng(0)
     truth = np.repeat(np.arange(3), 40)
     vectors = (rng.normal(size=(3, 16)) * 4)[truth] + rng.normal(size=(120, 16))
@@ -57,8 +58,13 @@ def labeled_round(transactional_db):
     round_ = round_start_initial(project=project)
     while round_.items.filter(done=False).count() > 3:
         lease = queue_next(user=moderator, project=project)
-        annotation_submit(user=moderator, item_id=lease.item.pk, client_key=uuid.uuid4().hex,
-                          category_key=labels[lease.item.image_id], time_spent_ms=2500)
+        annotation_submit(
+            user=moderator,
+            item_id=lease.item.pk,
+            client_key=uuid.uuid4().hex,
+            category_key=labels[lease.item.image_id],
+            time_spent_ms=2500,
+        )
     assert not Job.objects.exists()
     return project, admin
 

@@ -99,7 +99,8 @@ def test_blurred_first_reveal_while_space_is_held_label_with_2_and_undo(page, la
     expect(page.locator('[data-progress="my_labels"]')).to_have_text("1")
     next_item = shown_item(page)
     assert page.locator("#view-blurred").get_attribute("src") == reverse(
-        "image-file", args=[next_item.image_id, "blurred"])
+        "image-file", args=[next_item.image_id, "blurred"]
+    )
 
     # "u" retracts the label and brings the previous item back.
     page.keyboard.press("u")

@@ -28,8 +28,9 @@ class ImageFactory(factory.django.DjangoModelFactory):
 
 def embedded_pool(project, vectors: np.ndarray, **image_fields) -> tuple[ModelVersion, list[Image]]:
     """Accepted images with the given embeddings under a new active backbone."""
-    backbone = ModelVersion.objects.create(project=project, kind=ModelVersion.Kind.BACKBONE, is_active=True,
-                                           config={"image_size": 64})
+    backbone = ModelVersion.objects.create(
+        project=project, kind=ModelVersion.Kind.BACKBONE, is_active=True, config={"image_size": 64}
+    )
     images = ImageFactory.create_batch(len(vectors), project=project, **image_fields)
     Embedding.objects.bulk_create(
         Embedding(image=image, model_version=backbone, vector=vector_to_bytes(v / np.linalg.norm(v)))

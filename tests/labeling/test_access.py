@@ -75,7 +75,6 @@ NOBODY: frozenset[str] = frozenset()
 ADMINS = frozenset({"admin"})
 
 
-
 def incoming() -> dict[str, bytes]:
     """The files imported into the world: pre-labeled by folder, one without a folder, one broken."""
     return {
@@ -89,6 +88,7 @@ def incoming() -> dict[str, bytes]:
         "unsorted.jpg": f.jpeg_bytes(8),
         "broken.jpg": f.truncated_jpeg(9),
     }
+
 
 VARIANTS = ("blurred", "sketch", "original", "thumbnail")
 
@@ -132,8 +132,9 @@ def build_world(*, project, admin_user, moderator, outsider, folder: Path) -> Wo
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    import_job = import_job_create(project=project, user=admin_user, paths=[str(folder)], source="vendor",
-                                   labels_from_folders=True)
+    import_job = import_job_create(
+        project=project, user=admin_user, paths=[str(folder)], source="vendor", labels_from_folders=True
+    )
     # The import embeds the images with the default backbone and opens round 0 by itself;
     # the folder pre-labels, as weak labels, give the project a head to predict with.
     import_job_run(job_id=import_job.pk, then="inline")
@@ -163,14 +164,23 @@ def build_world(*, project, admin_user, moderator, outsider, folder: Path) -> Wo
     import_job.refresh_from_db()
     assert import_job.status == Job.Status.SUCCEEDED and export_job.status == Job.Status.SUCCEEDED
     users = {"anonymous": None, "outsider": outsider, "moderator": moderator, "admin": admin_user}
-    return World(project=project, users=users, image=image, import_job=import_job, export_job=export_job,
-                 items=items, reveals=reveals, head=head)
+    return World(
+        project=project,
+        users=users,
+        image=image,
+        import_job=import_job,
+        export_job=export_job,
+        items=items,
+        reveals=reveals,
+        head=head,
+    )
 
 
 @pytest.fixture
 def world(project, admin_user, moderator, outsider, tmp_path) -> World:
-    return build_world(project=project, admin_user=admin_user, moderator=moderator, outsider=outsider,
-                       folder=tmp_path / "incoming")
+    return build_world(
+        project=project, admin_user=admin_user, moderator=moderator, outsider=outsider, folder=tmp_path / "incoming"
+    )
 
 
 def stored_state() -> dict:
@@ -179,8 +189,9 @@ def stored_state() -> dict:
     return {
         "projects": Project.objects.count(),
         "categories": list(Category.objects.order_by("pk").values_list("pk", "key")),
-        "memberships": list(Membership.objects.order_by("pk").values_list(
-            "pk", "role", "reveal_budget", "blur_strength", "greyscale")),
+        "memberships": list(
+            Membership.objects.order_by("pk").values_list("pk", "role", "reveal_budget", "blur_strength", "greyscale")
+        ),
         "jobs": list(Job.objects.order_by("pk").values_list("pk", "status")),
         "images": list(Image.objects.order_by("pk").values_list("pk", "status", "is_gold", "gold_label")),
         "rounds": list(Round.objects.order_by("pk").values_list("pk", "status")),
@@ -317,26 +328,52 @@ EXPECTED: dict[str, list[Row]] = {
     # (an adjudication a moderator may not make) goes back to the page it came from.
     "login": [
         Row("GET", (200, 200, 200, 200), allowed=EVERYONE),
-        Row("POST", (200, Redirect("project-list"), Redirect("project-list"), Redirect("project-list")),
-            allowed=EVERYONE, data=credentials, body="form"),
+        Row(
+            "POST",
+            (200, Redirect("project-list"), Redirect("project-list"), Redirect("project-list")),
+            allowed=EVERYONE,
+            data=credentials,
+            body="form",
+        ),
     ],
     "logout": [Row("POST", (LOGIN, LOGIN, LOGIN, LOGIN), allowed=EVERYONE, body="form")],
     "project-list": [Row("GET", (LOGIN, 200, 200, 200), allowed=SIGNED_IN)],
     "project-detail": [page_read()],
-    "project-upload": [admin_page("POST", Redirect("project-detail"), Redirect("project-detail"),
-                                  data=one_upload, writes=True)],
+    "project-upload": [
+        admin_page("POST", Redirect("project-detail"), Redirect("project-detail"), data=one_upload, writes=True)
+    ],
     "label": [page_read()],
-    "label-preferences": [Row("POST", (LOGIN, 404, Redirect("label"), Redirect("label")), body="form",
-                              data={"blur_strength": "12", "greyscale": "on"}, writes=True)],
+    "label-preferences": [
+        Row(
+            "POST",
+            (LOGIN, 404, Redirect("label"), Redirect("label")),
+            body="form",
+            data={"blur_strength": "12", "greyscale": "on"},
+            writes=True,
+        )
+    ],
     "project-dashboard": [admin_page("GET", Redirect("project-detail"), 200)],
-    "project-dashboard-action": [admin_page("POST", Redirect("project-detail"), Redirect("project-dashboard"),
-                                            kwargs={"action": "retrain"}, writes=True)],
+    "project-dashboard-action": [
+        admin_page(
+            "POST", Redirect("project-detail"), Redirect("project-dashboard"), kwargs={"action": "retrain"}, writes=True
+        )
+    ],
     "project-review": [admin_page("GET", Redirect("project-detail"), 200)],
     "project-review-csv": [admin_page("GET", Redirect("project-detail"), 200, kwargs={"report": "disagreements"})],
-    "project-review-adjudicate": [admin_page("POST", Redirect("project-review"), Redirect("project-review"),
-                                             data={"category": "drugs", "reason": "a syringe"}, writes=True)],
-    "project-review-export": [admin_page("POST", Redirect("project-detail"), Redirect("project-review"),
-                                         data={"format": "jsonl"}, writes=True)],
+    "project-review-adjudicate": [
+        admin_page(
+            "POST",
+            Redirect("project-review"),
+            Redirect("project-review"),
+            data={"category": "drugs", "reason": "a syringe"},
+            writes=True,
+        )
+    ],
+    "project-review-export": [
+        admin_page(
+            "POST", Redirect("project-detail"), Redirect("project-review"), data={"format": "jsonl"}, writes=True
+        )
+    ],
     "image-file": [page_read(kwargs={"variant": variant}) for variant in VARIANTS],
     # Django's admin site is for site staff; none of these users is.
     "admin:index": [Row("GET", (Redirect("admin:login"),) * 4, allowed=NOBODY)],
@@ -363,8 +400,9 @@ def _params(pattern) -> tuple[str, ...]:
     return tuple(pattern.regex.groupindex)
 
 
-def all_routes(resolver: URLResolver | None = None, prefix: str = "", namespace: str = "",
-               params: tuple[str, ...] = ()) -> Iterator[Route]:
+def all_routes(
+    resolver: URLResolver | None = None, prefix: str = "", namespace: str = "", params: tuple[str, ...] = ()
+) -> Iterator[Route]:
     resolver = resolver or get_resolver()
     for entry in resolver.url_patterns:
         if isinstance(entry, URLResolver):
@@ -372,8 +410,7 @@ def all_routes(resolver: URLResolver | None = None, prefix: str = "", namespace:
             yield from all_routes(entry, prefix + str(entry.pattern), inner, params + _params(entry.pattern))
         elif isinstance(entry, URLPattern):
             name = f"{namespace}{entry.name}" if entry.name else ""
-            yield Route(name, prefix + str(entry.pattern), params + _params(entry.pattern), entry.callback,
-                        namespace)
+            yield Route(name, prefix + str(entry.pattern), params + _params(entry.pattern), entry.callback, namespace)
 
 
 def project_routes() -> list[Route]:
@@ -455,8 +492,11 @@ def matches(expected, response) -> bool:
 def cells(world: World, role: str) -> Iterator[tuple[str, str, Row]]:
     for route in project_routes():
         for row in EXPECTED[route.name]:
-            yield route.name, reverse(route.name, kwargs=world.url_kwargs(route.name, route.params, role,
-                                                                           row.kwargs)), row
+            yield (
+                route.name,
+                reverse(route.name, kwargs=world.url_kwargs(route.name, route.params, role, row.kwargs)),
+                row,
+            )
 
 
 def ask(world: World, role: str, name: str, url: str, row: Row, **client_options) -> tuple[object, dict, dict]:
@@ -505,29 +545,39 @@ ServiceCall = Callable[[World, str, object], object]
 SERVICES: dict[tuple[str, str], ServiceCall] = {
     ("api-projects", "POST"): lambda w, role, user: projects.project_create_by(actor=user, slug="fresh"),
     ("api-project-upload", "POST"): lambda w, role, user: ingest.import_job_submit(
-        actor=user, project=w.project, uploads=one_upload(w, role)["files"]),
+        actor=user, project=w.project, uploads=one_upload(w, role)["files"]
+    ),
     ("api-categories", "POST"): lambda w, role, user: projects.category_add(
-        actor=user, project=w.project, category={"key": "spam", "name": "Spam"}),
+        actor=user, project=w.project, category={"key": "spam", "name": "Spam"}
+    ),
     ("api-reveal-budget", "POST"): lambda w, role, user: wellbeing.reveal_budget_set(
-        actor=user, project=w.project, user=w.users["moderator"], budget=3),
+        actor=user, project=w.project, user=w.users["moderator"], budget=3
+    ),
     ("api-rounds-start", "POST"): lambda w, role, user: rounds.round_start(actor=user, project=w.project),
     ("api-retrain", "POST"): lambda w, role, user: rounds.retrain_job_submit(actor=user, project=w.project),
     ("api-pretrain", "POST"): lambda w, role, user: training.pretrain_job_submit(
-        actor=user, project=w.project, minutes=1),
+        actor=user, project=w.project, minutes=1
+    ),
     ("api-embed", "POST"): lambda w, role, user: training.embed_job_submit(actor=user, project=w.project),
     ("api-exports", "POST"): lambda w, role, user: exports.export_job_submit(
-        actor=user, project=w.project, fmt="csv", filters={}),
+        actor=user, project=w.project, fmt="csv", filters={}
+    ),
     ("api-adjudications", "POST"): lambda w, role, user: adjudication.adjudicate(
-        actor=user, image=w.image, category_key="drugs", reason="a syringe is visible"),
+        actor=user, image=w.image, category_key="drugs", reason="a syringe is visible"
+    ),
     ("api-gold", "POST"): lambda w, role, user: adjudication.gold_set(
-        actor=user, image=w.image, category_key="violence"),
+        actor=user, image=w.image, category_key="violence"
+    ),
     ("api-queue-next", "POST"): lambda w, role, user: queue.queue_next(user=user, project=w.project),
     ("api-queue-submit", "POST"): lambda w, role, user: queue.annotation_submit(
-        user=user, item_id=w.items[role], client_key="submit-once", category_key="violence"),
+        user=user, item_id=w.items[role], client_key="submit-once", category_key="violence"
+    ),
     ("api-queue-undo", "POST"): lambda w, role, user: queue.annotation_undo(
-        user=user, project=w.project, client_key="undo-once"),
+        user=user, project=w.project, client_key="undo-once"
+    ),
     ("api-reveal-finish", "POST"): lambda w, role, user: wellbeing.reveal_finish(
-        user=user, reveal_id=w.reveals[role], duration_ms=1500),
+        user=user, reveal_id=w.reveals[role], duration_ms=1500
+    ),
     ("image-file", "GET"): lambda w, role, user: wellbeing.reveal_record(user=user, image=w.image),
 }
 
@@ -571,7 +621,9 @@ def test_write_services_check_their_actor_as_the_api_does(world, role):
         if got != expected:
             problems.append(f"{name} as {role}: expected {expected}, got {got}")
         if got != "permitted" and before != after:
-            problems.append(f"{name} as {role}: refused, yet changed {sorted(k for k in before if before[k] != after[k])}")
+            problems.append(
+                f"{name} as {role}: refused, yet changed {sorted(k for k in before if before[k] != after[k])}"
+            )
     assert not problems, "\n".join(problems)
 
 
@@ -600,8 +652,12 @@ def test_moderators_never_see_what_other_moderators_answered(world, make_user):
 def test_image_files_by_role_and_variant(world, role):
     client = client_for(world, role)
     image = world.image
-    stored = {"blurred": image.blurred, "sketch": image.sketch, "original": image.original,
-              "thumbnail": image.thumbnail}
+    stored = {
+        "blurred": image.blurred,
+        "sketch": image.sketch,
+        "original": image.original,
+        "thumbnail": image.thumbnail,
+    }
     for variant in VARIANTS:
         reveals = Reveal.objects.count()
         response = client.get(reverse("image-file", args=[image.pk, variant]))
@@ -692,10 +748,22 @@ def test_production_settings_keep_media_private(tmp_path):
         " 'debug': settings.DEBUG, 'static_root': str(settings.STATIC_ROOT),"
         " 'media_root': str(settings.MEDIA_ROOT)}))\n"
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "moderation.settings.production",
-           "DJANGO_SECRET_KEY": "x" * 50, "VEIL_S3_BUCKET": "veil-media", "VEIL_VAR_DIR": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", "import django; django.setup()\n" + script], env=env,
-                         capture_output=True, text=True, check=True, cwd=settings.BASE_DIR, timeout=120)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "moderation.settings.production",
+        "DJANGO_SECRET_KEY": "x" * 50,
+        "VEIL_S3_BUCKET": "veil-media",
+        "VEIL_VAR_DIR": str(tmp_path),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()\n" + script],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=settings.BASE_DIR,
+        timeout=120,
+    )
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found["backend"] == "storages.backends.s3.S3Storage"
     assert found["options"]["default_acl"] == "private" and found["options"]["querystring_auth"] is True

@@ -35,10 +35,16 @@ def zipped(files: dict[str, bytes]) -> bytes:
 def test_upload_images_and_a_zip_runs_an_import_job(api, project, admin_user, django_capture_on_commit_callbacks):
     client = api(admin_user)
     with django_capture_on_commit_callbacks(execute=True):
-        response = upload(client, project.slug, {
-            "one.jpg": f.jpeg_bytes(1),
-            "batch.zip": zipped({"violence/two.jpg": f.jpeg_bytes(2), "bad.jpg": f.truncated_jpeg()}),
-        }, source="vendor", labels_from_folders="true")
+        response = upload(
+            client,
+            project.slug,
+            {
+                "one.jpg": f.jpeg_bytes(1),
+                "batch.zip": zipped({"violence/two.jpg": f.jpeg_bytes(2), "bad.jpg": f.truncated_jpeg()}),
+            },
+            source="vendor",
+            labels_from_folders="true",
+        )
     assert response.status_code == 202, response.content
     job = Job.objects.get(pk=response.json()["id"])
     assert job.status == Job.Status.SUCCEEDED
@@ -59,8 +65,18 @@ def test_image_metadata_has_the_seed_record(api, project, admin_user, django_cap
     page = client.get(reverse("api-project-images", args=[project.slug]), {"status": "accepted"}).json()
     assert page["count"] == 1
     meta = page["results"][0]["metadata"]
-    assert set(meta) == {"image_id", "category", "source", "resolution", "file_size", "file_size_bytes",
-                         "date_collected", "verified", "label_source", "quality_score"}
+    assert set(meta) == {
+        "image_id",
+        "category",
+        "source",
+        "resolution",
+        "file_size",
+        "file_size_bytes",
+        "date_collected",
+        "verified",
+        "label_source",
+        "quality_score",
+    }
     assert (meta["category"], meta["label_source"]) == ("violence", "import")
     assert meta["resolution"] == "320x240"
     assert meta["file_size_bytes"] == len(f.jpeg_bytes(1))
@@ -117,9 +133,14 @@ def test_access(api, project, admin_user, moderator, outsider):
 
 def test_project_create_with_own_taxonomy(api, make_user):
     staff = make_user("staff", is_staff=True)
-    response = api(staff).post(reverse("api-projects"), {
-        "slug": "clothes", "categories": [{"key": "hat"}, {"key": "shoes", "sensitive": True}],
-    }, format="json")
+    response = api(staff).post(
+        reverse("api-projects"),
+        {
+            "slug": "clothes",
+            "categories": [{"key": "hat"}, {"key": "shoes", "sensitive": True}],
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert [(c["key"], c["hotkey"]) for c in body["categories"]] == [("hat", "1"), ("shoes", "2")]

@@ -28,8 +28,9 @@ pytestmark = pytest.mark.django_db
 def world(project, admin_user, moderator, outsider, tmp_path) -> World:
     admin_user.is_staff = True  # may create projects
     admin_user.save(update_fields=["is_staff"])
-    return build_world(project=project, admin_user=admin_user, moderator=moderator, outsider=outsider,
-                       folder=tmp_path / "incoming")
+    return build_world(
+        project=project, admin_user=admin_user, moderator=moderator, outsider=outsider, folder=tmp_path / "incoming"
+    )
 
 
 def zipped(entries: dict[str, bytes]) -> bytes:
@@ -56,8 +57,11 @@ class Bad:
 
 def url_of(world: World, case: Bad) -> str:
     arg = {
-        "slug": world.project.slug, "image": world.image.pk, "item": world.items[case.role],
-        "reveal": world.reveals[case.role], "none": None,
+        "slug": world.project.slug,
+        "image": world.image.pk,
+        "item": world.items[case.role],
+        "reveal": world.reveals[case.role],
+        "none": None,
     }
     kind, _, name = case.route.partition(":")
     return reverse(name, args=[] if kind == "none" else [arg[kind]])
@@ -110,33 +114,95 @@ WIDE_NAME = "é" * 150 + ".jpg"  # 154 characters, 304 bytes
 
 UPLOADS = [
     Bad("no files at all", "POST", "slug:api-project-upload", {}, ("files",), body="multipart"),
-    Bad("files as a text field", "POST", "slug:api-project-upload", {"files": "a.jpg"}, ("files",),
-        body="multipart"),
-    Bad("an empty file", "POST", "slug:api-project-upload", uploads(("empty.jpg", f.empty_file())),
-        ("files", "empty.jpg", "empty"), body="multipart"),
-    Bad("a text file", "POST", "slug:api-project-upload", uploads(("notes.txt", b"meeting notes\n" * 99)),
-        ("files", "notes.txt", "neither an image"), body="multipart"),
-    Bad("text named .jpg, beside a good image", "POST", "slug:api-project-upload",
-        uploads(GOOD, ("photo.jpg", f.text_as_jpg())), ("photo.jpg",), body="multipart"),
-    Bad("a zip with a ../ entry", "POST", "slug:api-project-upload",
+    Bad("files as a text field", "POST", "slug:api-project-upload", {"files": "a.jpg"}, ("files",), body="multipart"),
+    Bad(
+        "an empty file",
+        "POST",
+        "slug:api-project-upload",
+        uploads(("empty.jpg", f.empty_file())),
+        ("files", "empty.jpg", "empty"),
+        body="multipart",
+    ),
+    Bad(
+        "a text file",
+        "POST",
+        "slug:api-project-upload",
+        uploads(("notes.txt", b"meeting notes\n" * 99)),
+        ("files", "notes.txt", "neither an image"),
+        body="multipart",
+    ),
+    Bad(
+        "text named .jpg, beside a good image",
+        "POST",
+        "slug:api-project-upload",
+        uploads(GOOD, ("photo.jpg", f.text_as_jpg())),
+        ("photo.jpg",),
+        body="multipart",
+    ),
+    Bad(
+        "a zip with a ../ entry",
+        "POST",
+        "slug:api-project-upload",
         uploads(("batch.zip", zipped({"ok/a.jpg": f.jpeg_bytes(71), "../escape.jpg": f.jpeg_bytes(72)}))),
-        ("batch.zip", "../escape.jpg", "leaves the archive"), body="multipart"),
-    Bad("a zip with an absolute entry", "POST", "slug:api-project-upload",
+        ("batch.zip", "../escape.jpg", "leaves the archive"),
+        body="multipart",
+    ),
+    Bad(
+        "a zip with an absolute entry",
+        "POST",
+        "slug:api-project-upload",
         uploads(("abs.zip", zipped({"/etc/cron.d/x.jpg": f.jpeg_bytes(73)}))),
-        ("abs.zip", "/etc/cron.d/x.jpg", "absolute path"), body="multipart"),
-    Bad("a corrupt zip", "POST", "slug:api-project-upload", uploads(("broken.zip", b"PK\x03\x04" + b"\x00" * 500)),
-        ("broken.zip", "not a readable zip archive"), body="multipart"),
-    Bad("a truncated zip", "POST", "slug:api-project-upload",
+        ("abs.zip", "/etc/cron.d/x.jpg", "absolute path"),
+        body="multipart",
+    ),
+    Bad(
+        "a corrupt zip",
+        "POST",
+        "slug:api-project-upload",
+        uploads(("broken.zip", b"PK\x03\x04" + b"\x00" * 500)),
+        ("broken.zip", "not a readable zip archive"),
+        body="multipart",
+    ),
+    Bad(
+        "a truncated zip",
+        "POST",
+        "slug:api-project-upload",
         uploads(("half.zip", zipped({"a.jpg": f.jpeg_bytes(74), "b.jpg": f.jpeg_bytes(75)})[:9000])),
-        ("half.zip", "not a readable zip archive"), body="multipart"),
-    Bad("a file name of 255 characters", "POST", "slug:api-project-upload", uploads((LONG_NAME, f.jpeg_bytes(76))),
-        (LONG_NAME[:40], "longer than"), body="multipart"),
-    Bad("a file name of 304 bytes", "POST", "slug:api-project-upload", uploads((WIDE_NAME, f.jpeg_bytes(77))),
-        (WIDE_NAME[:40], "longer than"), body="multipart"),
-    Bad("labels_from_folders not a boolean", "POST", "slug:api-project-upload",
-        uploads(GOOD, labels_from_folders="maybe"), ("labels_from_folders",), body="multipart"),
-    Bad("source too long", "POST", "slug:api-project-upload", uploads(GOOD, source="s" * 201), ("source",),
-        body="multipart"),
+        ("half.zip", "not a readable zip archive"),
+        body="multipart",
+    ),
+    Bad(
+        "a file name of 255 characters",
+        "POST",
+        "slug:api-project-upload",
+        uploads((LONG_NAME, f.jpeg_bytes(76))),
+        (LONG_NAME[:40], "longer than"),
+        body="multipart",
+    ),
+    Bad(
+        "a file name of 304 bytes",
+        "POST",
+        "slug:api-project-upload",
+        uploads((WIDE_NAME, f.jpeg_bytes(77))),
+        (WIDE_NAME[:40], "longer than"),
+        body="multipart",
+    ),
+    Bad(
+        "labels_from_folders not a boolean",
+        "POST",
+        "slug:api-project-upload",
+        uploads(GOOD, labels_from_folders="maybe"),
+        ("labels_from_folders",),
+        body="multipart",
+    ),
+    Bad(
+        "source too long",
+        "POST",
+        "slug:api-project-upload",
+        uploads(GOOD, source="s" * 201),
+        ("source",),
+        body="multipart",
+    ),
 ]
 
 
@@ -149,9 +215,11 @@ def test_a_picture_the_import_rejects_is_still_a_valid_upload(world):
     """Problems of the picture itself (corrupt, too small...) are the import's to record."""
     client = APIClient()
     client.force_authenticate(world.users["admin"])
-    response = client.post(reverse("api-project-upload", args=[world.project.slug]),
-                           {"files": [SimpleUploadedFile("cut.jpg", f.truncated_jpeg(77)),
-                                      SimpleUploadedFile("dot.png", f.png_1x1())]}, format="multipart")
+    response = client.post(
+        reverse("api-project-upload", args=[world.project.slug]),
+        {"files": [SimpleUploadedFile("cut.jpg", f.truncated_jpeg(77)), SimpleUploadedFile("dot.png", f.png_1x1())]},
+        format="multipart",
+    )
     assert response.status_code == 202, response.content
 
 
@@ -161,8 +229,9 @@ FILTERS = [
     Bad("min_agreement=2", "GET", STREAM, {"format": "jsonl", "min_agreement": "2"}, ("min_agreement",)),
     Bad("min_agreement=nan", "GET", STREAM, {"format": "jsonl", "min_agreement": "nan"}, ("min_agreement",)),
     Bad("date_from=notadate", "GET", STREAM, {"format": "jsonl", "date_from": "notadate"}, ("date_from",)),
-    Bad("date_to out of range", "GET", STREAM, {"format": "jsonl", "date_to": "0001-01-01T00:00:00+14:00"},
-        ("date_to",)),
+    Bad(
+        "date_to out of range", "GET", STREAM, {"format": "jsonl", "date_to": "0001-01-01T00:00:00+14:00"}, ("date_to",)
+    ),
     Bad("format=xml", "GET", STREAM, {"format": "xml"}, ("format", "xml")),
     Bad("no format", "GET", STREAM, {}, ("format",)),
     Bad("an archive format", "GET", STREAM, {"format": "imagefolder"}, ("imagefolder", "export job")),
@@ -186,21 +255,34 @@ FILTERS = [
     Bad("annotations round=1.5", "GET", "slug:api-annotations", {"round": "1.5"}, ("round",)),
     Bad("annotations image=abc", "GET", "slug:api-annotations", {"image": "abc"}, ("image",)),
     Bad("annotations kind=bogus", "GET", "slug:api-annotations", {"kind": "bogus"}, ("kind",)),
-    Bad("created_after=notadate", "GET", "slug:api-annotations", {"created_after": "notadate"},
-        ("created_after",)),
-    Bad("created_after before year 1 in UTC", "GET", "slug:api-annotations",
-        {"created_after": "0001-01-01T00:00:00+14:00"}, ("created_after",)),
+    Bad("created_after=notadate", "GET", "slug:api-annotations", {"created_after": "notadate"}, ("created_after",)),
+    Bad(
+        "created_after before year 1 in UTC",
+        "GET",
+        "slug:api-annotations",
+        {"created_after": "0001-01-01T00:00:00+14:00"},
+        ("created_after",),
+    ),
     Bad("images page=abc", "GET", "slug:api-project-images", {"page": "abc"}, ("page", "abc")),
     Bad("annotations page=0", "GET", "slug:api-annotations", {"page": "0"}, ("page",)),
     Bad("images page beyond the last", "GET", "slug:api-project-images", {"page": "9999"}, ("page",), status=404),
-    Bad("model versions is_active=maybe", "GET", "slug:api-model-versions", {"is_active": "maybe"},
-        ("is_active",)),
-    Bad("export job: categories not a list", "POST", "slug:api-exports",
-        {"format": "jsonl", "categories": "violence"}, ("categories",)),
+    Bad("model versions is_active=maybe", "GET", "slug:api-model-versions", {"is_active": "maybe"}, ("is_active",)),
+    Bad(
+        "export job: categories not a list",
+        "POST",
+        "slug:api-exports",
+        {"format": "jsonl", "categories": "violence"},
+        ("categories",),
+    ),
     Bad("export job: unknown format", "POST", "slug:api-exports", {"format": "parquet"}, ("format", "parquet")),
     Bad("export job: format a number", "POST", "slug:api-exports", {"format": 5}, ("format",)),
-    Bad("export job: date_from=notadate", "POST", "slug:api-exports", {"format": "csv", "date_from": "notadate"},
-        ("date_from",)),
+    Bad(
+        "export job: date_from=notadate",
+        "POST",
+        "slug:api-exports",
+        {"format": "csv", "date_from": "notadate"},
+        ("date_from",),
+    ),
     Bad("export job: round a string", "POST", "slug:api-exports", {"format": "csv", "round": "first"}, ("round",)),
 ]
 
@@ -216,8 +298,18 @@ def test_well_formed_filters_pass(world):
     client.force_authenticate(world.users["admin"])
     slug = world.project.slug
     for name, params in (
-        ("api-export-stream", {"format": "jsonl", "min_agreement": "0.5", "date_from": "2020-01-01",
-                               "round": "0", "split": "pool", "categories": "violence", "sources": "consensus"}),
+        (
+            "api-export-stream",
+            {
+                "format": "jsonl",
+                "min_agreement": "0.5",
+                "date_from": "2020-01-01",
+                "round": "0",
+                "split": "pool",
+                "categories": "violence",
+                "sources": "consensus",
+            },
+        ),
         ("api-disagreements", {"limit": "10", "format": "csv"}),
         ("api-model-disagreements", {"threshold": "0.5"}),
         ("api-annotations", {"round": "0", "image": str(world.image.pk), "created_after": "2020-01-01T00:00:00Z"}),
@@ -238,37 +330,80 @@ def test_well_formed_filters_pass(world):
 
 SUBMIT = "item:api-queue-submit"
 WRITES = [
-    Bad("submit: unknown category", "POST", SUBMIT, {"client_key": "k1", "category": "kittens"},
-        ("category", "kittens")),
+    Bad(
+        "submit: unknown category", "POST", SUBMIT, {"client_key": "k1", "category": "kittens"}, ("category", "kittens")
+    ),
     Bad("submit: a label without a category", "POST", SUBMIT, {"client_key": "k2"}, ("category",)),
-    Bad("submit: category an object", "POST", SUBMIT, {"client_key": "k3", "category": {"key": "drugs"}},
-        ("category",)),
+    Bad(
+        "submit: category an object", "POST", SUBMIT, {"client_key": "k3", "category": {"key": "drugs"}}, ("category",)
+    ),
     Bad("submit: unknown kind", "POST", SUBMIT, {"client_key": "k4", "kind": "delete"}, ("kind",)),
-    Bad("submit: time_spent_ms a word", "POST", SUBMIT, {"client_key": "k5", "category": "drugs",
-                                                        "time_spent_ms": "long"}, ("time_spent_ms",)),
-    Bad("submit: time_spent_ms negative", "POST", SUBMIT, {"client_key": "k6", "category": "drugs",
-                                                          "time_spent_ms": -5}, ("time_spent_ms",)),
-    Bad("submit: revealed not a boolean", "POST", SUBMIT, {"client_key": "k7", "category": "drugs",
-                                                          "revealed": "maybe"}, ("revealed",)),
-    Bad("submit: client_key too long", "POST", SUBMIT, {"client_key": "k" * 65, "category": "drugs"},
-        ("client_key",)),
+    Bad(
+        "submit: time_spent_ms a word",
+        "POST",
+        SUBMIT,
+        {"client_key": "k5", "category": "drugs", "time_spent_ms": "long"},
+        ("time_spent_ms",),
+    ),
+    Bad(
+        "submit: time_spent_ms negative",
+        "POST",
+        SUBMIT,
+        {"client_key": "k6", "category": "drugs", "time_spent_ms": -5},
+        ("time_spent_ms",),
+    ),
+    Bad(
+        "submit: revealed not a boolean",
+        "POST",
+        SUBMIT,
+        {"client_key": "k7", "category": "drugs", "revealed": "maybe"},
+        ("revealed",),
+    ),
+    Bad("submit: client_key too long", "POST", SUBMIT, {"client_key": "k" * 65, "category": "drugs"}, ("client_key",)),
     Bad("submit: no client_key", "POST", SUBMIT, {"category": "drugs"}, ("client_key",)),
     Bad("submit: a list, not an object", "POST", SUBMIT, ["k8", "drugs"], ("dictionary",)),
     Bad("submit: malformed JSON", "POST", SUBMIT, '{"client_key": "k9",', ("JSON",), body="raw"),
-    Bad("submit as moderator: unknown category", "POST", SUBMIT, {"client_key": "k10", "category": "kittens"},
-        ("category",), role="moderator"),
-    Bad("undo: client_key a list", "POST", "slug:api-queue-undo", {"client_key": ["a"]}, ("client_key",),
-        role="moderator"),
-    Bad("reveal finish: duration a word", "POST", "reveal:api-reveal-finish", {"duration_ms": "long"},
-        ("duration_ms",), role="moderator"),
-    Bad("reveal finish: negative duration", "POST", "reveal:api-reveal-finish", {"duration_ms": -1},
-        ("duration_ms",), role="moderator"),
-    Bad("reveal budget: negative", "POST", "slug:api-reveal-budget", {"username": "mod", "budget": -1},
-        ("budget",)),
-    Bad("reveal budget: beyond an integer column", "POST", "slug:api-reveal-budget",
-        {"username": "mod", "budget": 2**31}, ("budget",)),
-    Bad("reveal budget: huge", "POST", "slug:api-reveal-budget", {"username": "mod", "budget": 10**30},
-        ("budget",)),
+    Bad(
+        "submit as moderator: unknown category",
+        "POST",
+        SUBMIT,
+        {"client_key": "k10", "category": "kittens"},
+        ("category",),
+        role="moderator",
+    ),
+    Bad(
+        "undo: client_key a list",
+        "POST",
+        "slug:api-queue-undo",
+        {"client_key": ["a"]},
+        ("client_key",),
+        role="moderator",
+    ),
+    Bad(
+        "reveal finish: duration a word",
+        "POST",
+        "reveal:api-reveal-finish",
+        {"duration_ms": "long"},
+        ("duration_ms",),
+        role="moderator",
+    ),
+    Bad(
+        "reveal finish: negative duration",
+        "POST",
+        "reveal:api-reveal-finish",
+        {"duration_ms": -1},
+        ("duration_ms",),
+        role="moderator",
+    ),
+    Bad("reveal budget: negative", "POST", "slug:api-reveal-budget", {"username": "mod", "budget": -1}, ("budget",)),
+    Bad(
+        "reveal budget: beyond an integer column",
+        "POST",
+        "slug:api-reveal-budget",
+        {"username": "mod", "budget": 2**31},
+        ("budget",),
+    ),
+    Bad("reveal budget: huge", "POST", "slug:api-reveal-budget", {"username": "mod", "budget": 10**30}, ("budget",)),
     Bad("reveal budget: no username", "POST", "slug:api-reveal-budget", {"budget": 3}, ("username",)),
     Bad("pretrain: minutes=0", "POST", "slug:api-pretrain", {"minutes": 0}, ("minutes",)),
     Bad("pretrain: minutes a word", "POST", "slug:api-pretrain", {"minutes": "soon"}, ("minutes",)),
@@ -276,25 +411,48 @@ WRITES = [
     Bad("pretrain: unknown config", "POST", "slug:api-pretrain", {"config": "huge", "minutes": 1}, ("config",)),
     Bad("pretrain: no budget", "POST", "slug:api-pretrain", {}, ("minutes",)),
     Bad("category: a key with spaces", "POST", "slug:api-categories", {"key": "Bad Key!"}, ("key",)),
-    Bad("category: a two-letter hotkey", "POST", "slug:api-categories", {"key": "spam", "hotkey": "12"},
-        ("hotkey",)),
-    Bad("category: a hotkey in use", "POST", "slug:api-categories", {"key": "spam", "hotkey": "1"},
-        ("hotkey",)),
+    Bad("category: a two-letter hotkey", "POST", "slug:api-categories", {"key": "spam", "hotkey": "12"}, ("hotkey",)),
+    Bad("category: a hotkey in use", "POST", "slug:api-categories", {"key": "spam", "hotkey": "1"}, ("hotkey",)),
     Bad("category: a key in use", "POST", "slug:api-categories", {"key": "violence"}, ("violence",)),
-    Bad("adjudication: unknown category", "POST", "image:api-adjudications",
-        {"category": "kittens", "reason": "because"}, ("category", "kittens")),
-    Bad("adjudication: a blank reason", "POST", "image:api-adjudications", {"category": "drugs", "reason": " "},
-        ("reason",)),
+    Bad(
+        "adjudication: unknown category",
+        "POST",
+        "image:api-adjudications",
+        {"category": "kittens", "reason": "because"},
+        ("category", "kittens"),
+    ),
+    Bad(
+        "adjudication: a blank reason",
+        "POST",
+        "image:api-adjudications",
+        {"category": "drugs", "reason": " "},
+        ("reason",),
+    ),
     Bad("gold: unknown category", "POST", "image:api-gold", {"category": "kittens"}, ("category", "kittens")),
     Bad("gold: category a list", "POST", "image:api-gold", {"category": ["drugs"]}, ("category",)),
     Bad("project: a slug with spaces", "POST", "none:api-projects", {"slug": "my project"}, ("slug",)),
     Bad("project: overlap 0", "POST", "none:api-projects", {"slug": "fresh", "overlap": 0}, ("overlap",)),
-    Bad("project: batch size beyond any integer", "POST", "none:api-projects",
-        {"slug": "fresh", "batch_size": 10**30}, ("batch_size",)),
-    Bad("project: unknown quality setting", "POST", "none:api-projects",
-        {"slug": "fresh", "quality": {"min_widht": 3}}, ("min_widht",)),
-    Bad("project: categories not a list", "POST", "none:api-projects", {"slug": "fresh", "categories": "hat"},
-        ("categories",)),
+    Bad(
+        "project: batch size beyond any integer",
+        "POST",
+        "none:api-projects",
+        {"slug": "fresh", "batch_size": 10**30},
+        ("batch_size",),
+    ),
+    Bad(
+        "project: unknown quality setting",
+        "POST",
+        "none:api-projects",
+        {"slug": "fresh", "quality": {"min_widht": 3}},
+        ("min_widht",),
+    ),
+    Bad(
+        "project: categories not a list",
+        "POST",
+        "none:api-projects",
+        {"slug": "fresh", "categories": "hat"},
+        ("categories",),
+    ),
 ]
 
 

@@ -31,9 +31,14 @@ def polyline_points(group: ET.Element) -> list[tuple[float, float]]:
 
 def test_line_chart_has_one_group_per_series_and_one_marker_per_point():
     svg = charts.line_chart_svg(
-        [charts.Series("accuracy", [12, 24, 36], [0.5, 0.7, 0.8]),
-         charts.Series("macro_f1", [12, 24, 36], [0.4, 0.6, 0.75], label="macro-F1", dashed=True)],
-        x_label="labels", y_label="score", title="Learning curve", y_range=(0, 1),
+        [
+            charts.Series("accuracy", [12, 24, 36], [0.5, 0.7, 0.8]),
+            charts.Series("macro_f1", [12, 24, 36], [0.4, 0.6, 0.75], label="macro-F1", dashed=True),
+        ],
+        x_label="labels",
+        y_label="score",
+        title="Learning curve",
+        y_range=(0, 1),
     )
     root = parse(svg)
     groups = series_of(root)
@@ -67,8 +72,9 @@ def test_empty_chart_says_so_and_stays_valid():
 
 
 def test_non_finite_points_are_dropped_and_mismatched_lengths_raise():
-    root = parse(charts.line_chart_svg([charts.Series("s", [1, 2, 3], [0.1, float("nan"), None])],
-                                      x_label="x", y_label="y"))
+    root = parse(
+        charts.line_chart_svg([charts.Series("s", [1, 2, 3], [0.1, float("nan"), None])], x_label="x", y_label="y")
+    )
     assert series_of(root)["s"].get("data-points") == "1"
     with pytest.raises(ValueError, match="differ in length"):
         charts.line_chart_svg([charts.Series("s", [1, 2], [0.1])], x_label="x", y_label="y")
@@ -76,8 +82,9 @@ def test_non_finite_points_are_dropped_and_mismatched_lengths_raise():
 
 def test_text_is_escaped():
     nasty = '<script>alert("x")</script> & "quotes"'
-    svg = charts.line_chart_svg([charts.Series(nasty, [1], [0.5], label=nasty)], x_label=nasty, y_label="y",
-                               title=nasty)
+    svg = charts.line_chart_svg(
+        [charts.Series(nasty, [1], [0.5], label=nasty)], x_label=nasty, y_label="y", title=nasty
+    )
     assert "<script>" not in svg
     root = parse(svg)
     assert root.find("svg:title", NS).text == nasty
@@ -104,7 +111,10 @@ def test_pr_curves_from_evaluate_give_one_line_per_class_with_positives():
 def test_scatter_draws_every_point_with_its_colour_fill_and_attributes():
     xy = np.array([[0.0, 0.0], [1.0, 2.0], [-1.0, 0.5]])
     svg = charts.scatter_svg(
-        xy, ["a", "b", ""], colors={"a": "#111111", "b": "#222222"}, filled=[True, False, True],
+        xy,
+        ["a", "b", ""],
+        colors={"a": "#111111", "b": "#222222"},
+        filled=[True, False, True],
         point_attrs=[{"data-image-id": i, "data-blurred-url": f"/images/{i}/blurred/"} for i in (7, 8, 9)],
         titles=["seven", "eight", "nine"],
     )

@@ -30,8 +30,11 @@ def trained(api, make_user, django_capture_on_commit_callbacks) -> tuple[Project
 
     admin = make_user("boss", is_staff=True)
     client = api(admin)
-    client.post("/api/projects/", {"slug": "clf", "batch_size": 10, "overlap": 1, "eval_fraction": 0.2,
-                                   "ocr": False, "gold_rate": 0}, format="json")
+    client.post(
+        "/api/projects/",
+        {"slug": "clf", "batch_size": 10, "overlap": 1, "eval_fraction": 0.2, "ocr": False, "gold_rate": 0},
+        format="json",
+    )
     project = Project.objects.get(slug="clf")
     moderator = make_user("labeler")
     membership_set(project=project, user=moderator, role=Membership.Role.MODERATOR)
@@ -41,8 +44,12 @@ def trained(api, make_user, django_capture_on_commit_callbacks) -> tuple[Project
     with django_capture_on_commit_callbacks(execute=True):
         while (lease := queue_next(user=moderator, project=project)) is not None:
             name = lease.item.image.name.rsplit("/", 1)[-1]
-            annotation_submit(user=moderator, item_id=lease.item.pk, client_key=uuid.uuid4().hex,
-                              category_key=KEYS[name.split("-")[0]])
+            annotation_submit(
+                user=moderator,
+                item_id=lease.item.pk,
+                client_key=uuid.uuid4().hex,
+                category_key=KEYS[name.split("-")[0]],
+            )
     assert ModelVersion.objects.filter(project=project, kind="head", is_active=True).exists()
     return project, admin, moderator
 
@@ -81,8 +88,10 @@ def test_predict_refuses_what_it_cannot_take_and_strangers(trained, api, make_us
     response = api(admin).post("/api/projects/clf/predict/", {"files": big}, format="multipart")
     assert response.status_code == 400 and "big.jpg" in json.dumps(response.json())
     stranger = api(make_user("stranger")).post(
-        "/api/projects/clf/predict/", {"files": [SimpleUploadedFile("a.jpg", f.pattern_jpeg("discs", 1))]},
-        format="multipart")
+        "/api/projects/clf/predict/",
+        {"files": [SimpleUploadedFile("a.jpg", f.pattern_jpeg("discs", 1))]},
+        format="multipart",
+    )
     assert stranger.status_code == 404
 
 
@@ -155,7 +164,10 @@ def test_the_exported_classifier_reproduces_veils_predictions_without_veil(train
         paths.append(str(tmp_path / name))
     run = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS, str(tmp_path / "classifier.pt2"), str(tmp_path / "card.json"), *paths],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr
     outside = json.loads(run.stdout)

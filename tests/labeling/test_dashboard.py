@@ -33,8 +33,13 @@ def label(user, project, truth, *, leave: int = 0) -> int:
         open_items = Round.objects.get(project=project, number=0).items.filter(done=False).count()
         if open_items <= leave or (lease := queue_next(user=user, project=project)) is None:
             return done
-        annotation_submit(user=user, item_id=lease.item.pk, client_key=uuid.uuid4().hex,
-                          category_key=truth[lease.item.image_id], time_spent_ms=2000 + 1000 * (done % 3))
+        annotation_submit(
+            user=user,
+            item_id=lease.item.pk,
+            client_key=uuid.uuid4().hex,
+            category_key=truth[lease.item.image_id],
+            time_spent_ms=2000 + 1000 * (done % 3),
+        )
         done += 1
 
 
@@ -91,7 +96,12 @@ def test_an_empty_project_shows_placeholders(client, project, admin_user):
 
 
 def test_after_a_retrain_the_dashboard_shows_rounds_metrics_plots_and_the_map(
-    client, project, pool, admin_user, moderator, django_capture_on_commit_callbacks,
+    client,
+    project,
+    pool,
+    admin_user,
+    moderator,
+    django_capture_on_commit_callbacks,
 ):
     round_start_initial(project=project)
     with django_capture_on_commit_callbacks(execute=True):
@@ -140,7 +150,12 @@ def test_after_a_retrain_the_dashboard_shows_rounds_metrics_plots_and_the_map(
 
 
 def test_the_retrain_button_queues_the_chain_that_opens_the_next_round(
-    client, project, pool, admin_user, moderator, django_capture_on_commit_callbacks,
+    client,
+    project,
+    pool,
+    admin_user,
+    moderator,
+    django_capture_on_commit_callbacks,
 ):
     round_start_initial(project=project)
     label(moderator, project, pool, leave=3)
@@ -170,7 +185,10 @@ def test_start_round_zero_and_its_refusal_the_second_time(client, project, pool,
 
 
 def test_pretrain_and_embed_buttons_submit_jobs_or_explain_why_not(
-    client, project, admin_user, django_capture_on_commit_callbacks,
+    client,
+    project,
+    admin_user,
+    django_capture_on_commit_callbacks,
 ):
     client.force_login(admin_user)
     page = client.post(action_url(project, "embed"), follow=True).content.decode()
@@ -191,8 +209,12 @@ def test_pretrain_and_embed_buttons_submit_jobs_or_explain_why_not(
 
 def test_jobs_show_progress_and_a_failed_jobs_error(client, project, admin_user):
     Job.objects.create(project=project, kind="embed", status="running", done=30, total=120)
-    failed = Job.objects.create(project=project, kind="retrain", status="failed",
-                                error="ApplicationError: The head needs consensus labels of two categories.")
+    failed = Job.objects.create(
+        project=project,
+        kind="retrain",
+        status="failed",
+        error="ApplicationError: The head needs consensus labels of two categories.",
+    )
     Job.objects.create(project=project, kind="import", status="failed", error="old failure")
     Job.objects.create(project=project, kind="import", status="succeeded")
     client.force_login(admin_user)

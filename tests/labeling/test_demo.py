@@ -47,8 +47,9 @@ def test_the_demo_learns_from_round_zero_without_a_button(django_capture_on_comm
     with django_capture_on_commit_callbacks(execute=True):
         while (lease := queue_next(user=moderator, project=demo)) is not None:
             image = lease.item.image
-            annotation_submit(user=moderator, item_id=lease.item.pk, client_key=uuid.uuid4().hex,
-                              category_key=image.source_label.key)
+            annotation_submit(
+                user=moderator, item_id=lease.item.pk, client_key=uuid.uuid4().hex, category_key=image.source_label.key
+            )
     retrain = Job.objects.get(project=demo, kind="retrain")
     assert retrain.status == "succeeded", retrain.error
     head = ModelVersion.objects.get(project=demo, kind="head", is_active=True)

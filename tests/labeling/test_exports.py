@@ -22,8 +22,17 @@ from tests import imagefiles as f
 
 pytestmark = pytest.mark.django_db
 
-META_KEYS = {"image_id", "category", "source", "resolution", "file_size", "file_size_bytes", "date_collected",
-             "verified", "quality_score"}
+META_KEYS = {
+    "image_id",
+    "category",
+    "source",
+    "resolution",
+    "file_size",
+    "file_size_bytes",
+    "date_collected",
+    "verified",
+    "quality_score",
+}
 
 
 @pytest.fixture
@@ -59,8 +68,9 @@ def labeled(project, admin_user, make_user, tmp_path):
 
 def run_export(api, admin_user, project, fmt, django_capture_on_commit_callbacks, **filters):
     with django_capture_on_commit_callbacks(execute=True):
-        response = api(admin_user).post(reverse("api-exports", args=[project.slug]), {"format": fmt, **filters},
-                                        format="json")
+        response = api(admin_user).post(
+            reverse("api-exports", args=[project.slug]), {"format": fmt, **filters}, format="json"
+        )
     assert response.status_code == 202, response.content
     job = Job.objects.get(pk=response.json()["id"])
     assert job.status == "succeeded", job.error
@@ -69,8 +79,9 @@ def run_export(api, admin_user, project, fmt, django_capture_on_commit_callbacks
     return b"".join(download.streaming_content)
 
 
-def test_jsonl_has_seed_metadata_final_label_source_and_agreement(api, project, admin_user, labeled,
-                                                                 django_capture_on_commit_callbacks):
+def test_jsonl_has_seed_metadata_final_label_source_and_agreement(
+    api, project, admin_user, labeled, django_capture_on_commit_callbacks
+):
     captioned = min(labeled["labeled"])
     Image.objects.filter(pk=captioned).update(ocr_text="NOT A DRILL")
     body = run_export(api, admin_user, project, "jsonl", django_capture_on_commit_callbacks)
@@ -89,14 +100,22 @@ def test_jsonl_has_seed_metadata_final_label_source_and_agreement(api, project, 
 
 
 def test_filters(api, project, admin_user, labeled, django_capture_on_commit_callbacks):
-    body = run_export(api, admin_user, project, "jsonl", django_capture_on_commit_callbacks,
-                      categories=["violence"], min_agreement=1.0)
+    body = run_export(
+        api,
+        admin_user,
+        project,
+        "jsonl",
+        django_capture_on_commit_callbacks,
+        categories=["violence"],
+        min_agreement=1.0,
+    )
     rows = [json.loads(line) for line in body.decode().splitlines()]
     assert rows and all(r["label"] == "violence" and r["agreement"] == 1.0 for r in rows)
     body = run_export(api, admin_user, project, "jsonl", django_capture_on_commit_callbacks, sources=["adjudicated"])
     assert [json.loads(line)["image_id"] for line in body.decode().splitlines()] == [labeled["adjudicated"]]
-    bad = api(admin_user).post(reverse("api-exports", args=[project.slug]),
-                               {"format": "jsonl", "categories": ["unicorns"]}, format="json")
+    bad = api(admin_user).post(
+        reverse("api-exports", args=[project.slug]), {"format": "jsonl", "categories": ["unicorns"]}, format="json"
+    )
     assert bad.status_code == 400 and "unicorns" in bad.json()["message"]
     bad = api(admin_user).post(reverse("api-exports", args=[project.slug]), {"format": "tar"}, format="json")
     assert bad.status_code == 400 and "format" in bad.json()["message"]
@@ -109,8 +128,9 @@ def test_csv_has_the_same_columns(api, project, admin_user, labeled, django_capt
     assert META_KEYS | {"label", "label_source", "agreement", "annotators"} <= set(rows[0])
 
 
-def test_imagefolder_zip_loads_with_torchvision(api, project, admin_user, labeled, tmp_path,
-                                                 django_capture_on_commit_callbacks):
+def test_imagefolder_zip_loads_with_torchvision(
+    api, project, admin_user, labeled, tmp_path, django_capture_on_commit_callbacks
+):
     from torchvision.datasets import ImageFolder
 
     body = run_export(api, admin_user, project, "imagefolder", django_capture_on_commit_callbacks)
@@ -122,8 +142,9 @@ def test_imagefolder_zip_loads_with_torchvision(api, project, admin_user, labele
     assert image.size == (320, 240)
 
 
-def test_huggingface_imagefolder_loads_with_datasets(api, project, admin_user, labeled, tmp_path,
-                                                     django_capture_on_commit_callbacks):
+def test_huggingface_imagefolder_loads_with_datasets(
+    api, project, admin_user, labeled, tmp_path, django_capture_on_commit_callbacks
+):
     import datasets
 
     body = run_export(api, admin_user, project, "huggingface", django_capture_on_commit_callbacks)
@@ -136,8 +157,9 @@ def test_huggingface_imagefolder_loads_with_datasets(api, project, admin_user, l
     assert row["image"].size == (320, 240)
 
 
-def test_label_studio_json_validates_against_its_labeling_config(api, project, admin_user, labeled,
-                                                                 django_capture_on_commit_callbacks):
+def test_label_studio_json_validates_against_its_labeling_config(
+    api, project, admin_user, labeled, django_capture_on_commit_callbacks
+):
     from label_studio_sdk.label_interface import LabelInterface
 
     from labeling.services.exports import labelstudio_config
@@ -165,8 +187,9 @@ def test_direct_streaming_of_small_exports(api, project, admin_user, moderator, 
     assert archive.status_code == 400 and "job" in archive.json()["message"]
 
 
-def test_export_files_are_private(api, project, admin_user, moderator, outsider, labeled,
-                                  django_capture_on_commit_callbacks):
+def test_export_files_are_private(
+    api, project, admin_user, moderator, outsider, labeled, django_capture_on_commit_callbacks
+):
     run_export(api, admin_user, project, "jsonl", django_capture_on_commit_callbacks)
     job = Job.objects.get(kind="export")
     assert default_storage.exists(job.result["file"])

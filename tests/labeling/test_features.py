@@ -18,8 +18,9 @@ pytestmark = pytest.mark.django_db
 def stored(project):
     rng = np.random.default_rng(0)
     backbone, images = embedded_pool(project, rng.normal(size=(10, 6)))
-    text = ModelVersion.objects.create(project=project, kind="text", name="minilm-l6", is_active=True,
-                                       config={"dim": 3})
+    text = ModelVersion.objects.create(
+        project=project, kind="text", name="minilm-l6", is_active=True, config={"dim": 3}
+    )
     # Only the first four images have been read yet.
     Embedding.objects.bulk_create(
         Embedding(image=image, model_version=text, vector=vector_to_bytes(np.eye(3, dtype=np.float32)[i % 3]))

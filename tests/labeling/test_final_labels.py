@@ -32,8 +32,7 @@ def label_all(user, project, key_of) -> list[int]:
     seen = []
     while (lease := queue_next(user=user, project=project)) is not None:
         image_id = lease.item.image_id
-        annotation_submit(user=user, item_id=lease.item.pk, client_key=uuid.uuid4().hex,
-                          category_key=key_of(image_id))
+        annotation_submit(user=user, item_id=lease.item.pk, client_key=uuid.uuid4().hex, category_key=key_of(image_id))
         seen.append(image_id)
     return seen
 
@@ -67,8 +66,14 @@ def mixed(project, admin_user, make_user, tmp_path):
     label_all(m2, project, lambda pk: {gold: "violence", disputed: "nsfw", corrected: "drugs"}.get(pk, base[pk]))
     # The gold item comes back to m1 in a later round and m1 answers neutral again:
     # one moderator, one vote.
-    Annotation.objects.create(image_id=gold, user=m1, round=round_, kind=Annotation.Kind.LABEL,
-                              category=project.categories.get(key="neutral"), client_key="gold-again")
+    Annotation.objects.create(
+        image_id=gold,
+        user=m1,
+        round=round_,
+        kind=Annotation.Kind.LABEL,
+        category=project.categories.get(key="neutral"),
+        client_key="gold-again",
+    )
     # m2 labeled ``corrected`` drugs, undoes it and answers weapons... then undoes that
     # too and answers the base label: only the last answer counts.
     last = Annotation.objects.filter(user=m2, kind="label").order_by("-pk").first()
@@ -78,10 +83,20 @@ def mixed(project, admin_user, make_user, tmp_path):
         assert lease.item.image_id == corrected
         annotation_submit(user=m2, item_id=lease.item.pk, client_key=uuid.uuid4().hex, category_key=base[corrected])
     else:
-        Annotation.objects.create(image_id=corrected, user=m2, kind=Annotation.Kind.RETRACT, client_key="undo",
-                                  supersedes=Annotation.objects.get(user=m2, image_id=corrected, kind="label"))
-        Annotation.objects.create(image_id=corrected, user=m2, kind=Annotation.Kind.LABEL, client_key="again",
-                                  category=project.categories.get(key=base[corrected]))
+        Annotation.objects.create(
+            image_id=corrected,
+            user=m2,
+            kind=Annotation.Kind.RETRACT,
+            client_key="undo",
+            supersedes=Annotation.objects.get(user=m2, image_id=corrected, kind="label"),
+        )
+        Annotation.objects.create(
+            image_id=corrected,
+            user=m2,
+            kind=Annotation.Kind.LABEL,
+            client_key="again",
+            category=project.categories.get(key=base[corrected]),
+        )
     adjudicate(actor=admin_user, image=Image.objects.get(pk=disputed), category_key="weapons", reason="a knife")
 
     rest = sorted(set(Image.objects.filter(project=project, status="accepted").values_list("pk", flat=True)) - queued)
@@ -106,8 +121,7 @@ def run_export(client, project, fmt: str, capture) -> bytes:
     return b"".join(client.get(reverse("api-export-download", args=[job.pk])).streaming_content)
 
 
-def test_every_consumer_agrees_on_the_final_label(api, project, admin_user, mixed,
-                                                  django_capture_on_commit_callbacks):
+def test_every_consumer_agrees_on_the_final_label(api, project, admin_user, mixed, django_capture_on_commit_callbacks):
     expected = mixed
     human = {pk: key for pk, (key, source) in expected.items() if source in ("consensus", "adjudicated")}
 
@@ -134,21 +148,33 @@ def test_every_consumer_agrees_on_the_final_label(api, project, admin_user, mixe
     rows_csv = list(csv.DictReader(io.StringIO(run_export(client, project, "csv", capture).decode())))
     assert {int(r["image_id"]): (r["label"], r["label_source"]) for r in rows_csv} == expected
     tasks = json.loads(run_export(client, project, "labelstudio", capture))
-    assert {t["id"]: (t["annotations"][0]["result"][0]["value"]["choices"][0],
-                      t["annotations"][0]["meta"]["label_source"]) for t in tasks} == expected
+    assert {
+        t["id"]: (t["annotations"][0]["result"][0]["value"]["choices"][0], t["annotations"][0]["meta"]["label_source"])
+        for t in tasks
+    } == expected
     folder = zipfile.ZipFile(io.BytesIO(run_export(client, project, "imagefolder", capture)))
     assert {int(name.split("/")[1].split(".")[0]): name.split("/")[0] for name in folder.namelist()} == {
-        pk: key for pk, (key, _) in expected.items()}
+        pk: key for pk, (key, _) in expected.items()
+    }
     hf = zipfile.ZipFile(io.BytesIO(run_export(client, project, "huggingface", capture)))
-    metadata = [json.loads(line) for name in hf.namelist() if name.endswith("metadata.jsonl")
-                for line in hf.read(name).decode().splitlines()]
+    metadata = [
+        json.loads(line)
+        for name in hf.namelist()
+        if name.endswith("metadata.jsonl")
+        for line in hf.read(name).decode().splitlines()
+    ]
     assert {r["image_id"]: (r["label"], r["label_source"]) for r in metadata} == expected
 
 
 def test_reports_measure_moderators_against_the_final_label(project, mixed):
     expected = mixed
-    gold = next(pk for pk, (key, source) in expected.items() if source == "consensus" and key == "violence"
-                and Annotation.objects.filter(image_id=pk, client_key="gold-again").exists())
+    gold = next(
+        pk
+        for pk, (key, source) in expected.items()
+        if source == "consensus"
+        and key == "violence"
+        and Annotation.objects.filter(image_id=pk, client_key="gold-again").exists()
+    )
     disputed = next(pk for pk, (_, source) in expected.items() if source == "adjudicated")
     rows = {row["image_id"]: row for row in annotator_disagreements(project=project)}
     assert rows[gold]["votes"] == {"violence": 1, "neutral": 1}, "one vote per moderator"
@@ -171,4 +197,5 @@ def test_moderators_see_only_import_pre_labels(api, project, mixed):
     listed = api(moderator).get(reverse("api-project-images", args=[project.slug])).json()
     shown = {r["id"]: (r["metadata"]["category"], r["metadata"]["label_source"]) for r in listed["results"]}
     assert {pk: v for pk, v in shown.items() if v[0]} == {
-        pk: ("drugs", "import") for pk, (_, source) in mixed.items() if source in ("model", "import")}
+        pk: ("drugs", "import") for pk, (_, source) in mixed.items() if source in ("model", "import")
+    }

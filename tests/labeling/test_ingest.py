@@ -67,9 +67,14 @@ def test_every_file_ends_as_a_row_with_its_outcome(project, tmp_path):
     by_name = {image.name: image for image in Image.objects.filter(project=project)}
     assert len(by_name) == len(BAD_AND_GOOD)
     expected = {
-        "bad/truncated.jpg": "corrupt", "bad/empty.jpg": "too_small", "bad/notes.jpg": "unsupported",
-        "bad/dot.png": "too_small", "bad/bomb.png": "too_many_pixels", "bad/solid.jpg": "blank",
-        "bad/small.jpg": "low_resolution", "good/copy-of-b.jpg": "duplicate",
+        "bad/truncated.jpg": "corrupt",
+        "bad/empty.jpg": "too_small",
+        "bad/notes.jpg": "unsupported",
+        "bad/dot.png": "too_small",
+        "bad/bomb.png": "too_many_pixels",
+        "bad/solid.jpg": "blank",
+        "bad/small.jpg": "low_resolution",
+        "good/copy-of-b.jpg": "duplicate",
     }
     for name, reason in expected.items():
         assert by_name[name].reason == reason, name
@@ -77,7 +82,14 @@ def test_every_file_ends_as_a_row_with_its_outcome(project, tmp_path):
         assert name in by_name[name].detail or reason == "duplicate" or by_name[name].detail
     assert by_name["good/copy-of-b.jpg"].duplicate_of == by_name["good/b.jpg"]
     accepted = {n for n, i in by_name.items() if i.status == Image.Status.ACCEPTED}
-    assert accepted == {"good/a.jpg", "good/b.jpg", "good/cmyk.jpg", "good/deep.png", "good/anim.gif", "good/rotated.jpg"}
+    assert accepted == {
+        "good/a.jpg",
+        "good/b.jpg",
+        "good/cmyk.jpg",
+        "good/deep.png",
+        "good/anim.gif",
+        "good/rotated.jpg",
+    }
     assert counts["accepted"] == 6 and counts["duplicate"] == 1 and counts["total"] == len(BAD_AND_GOOD)
     for reason in ("corrupt", "unsupported", "too_many_pixels", "blank", "low_resolution"):
         assert counts[reason] == 1, reason
@@ -175,8 +187,22 @@ def test_threads_and_processes_store_the_same_rows(tmp_path, monkeypatch):
     by_threads = project_create(slug="by-threads")
     run_import(by_threads, folder)
 
-    fields = ("name", "status", "reason", "sha256", "phash", "width", "height", "format", "quality_score",
-              "size_bytes", "original", "thumbnail", "blurred", "duplicate_of__name")
+    fields = (
+        "name",
+        "status",
+        "reason",
+        "sha256",
+        "phash",
+        "width",
+        "height",
+        "format",
+        "quality_score",
+        "size_bytes",
+        "original",
+        "thumbnail",
+        "blurred",
+        "duplicate_of__name",
+    )
     rows = [
         list(Image.objects.filter(project=project).order_by("name").values_list(*fields))
         for project in (by_processes, by_threads)
@@ -228,17 +254,22 @@ def test_near_duplicate_index_persists_across_imports_and_is_per_project(project
 
 
 def test_labels_from_folders(project, tmp_path):
-    folder = write(tmp_path / "in", {
-        "violence/a.jpg": f.jpeg_bytes(1),
-        "batch/weapons/x/b.jpg": f.jpeg_bytes(2),
-        "WEAPONS/violence/c.jpg": f.jpeg_bytes(3),
-        "misc/d.jpg": f.jpeg_bytes(4),
-    })
+    folder = write(
+        tmp_path / "in",
+        {
+            "violence/a.jpg": f.jpeg_bytes(1),
+            "batch/weapons/x/b.jpg": f.jpeg_bytes(2),
+            "WEAPONS/violence/c.jpg": f.jpeg_bytes(3),
+            "misc/d.jpg": f.jpeg_bytes(4),
+        },
+    )
     run_import(project, folder, labels_from_folders=True)
     labels = dict(Image.objects.values_list("name", "source_label__key"))
     assert labels == {
-        "violence/a.jpg": "violence", "batch/weapons/x/b.jpg": "weapons",
-        "WEAPONS/violence/c.jpg": "violence", "misc/d.jpg": None,
+        "violence/a.jpg": "violence",
+        "batch/weapons/x/b.jpg": "weapons",
+        "WEAPONS/violence/c.jpg": "violence",
+        "misc/d.jpg": None,
     }
     assert not project.images.first().annotations.exists()
 
@@ -317,15 +348,18 @@ def test_crash_halfway_leaves_whole_batches_and_no_orphan_files(project, tmp_pat
 
 def test_quality_thresholds_are_per_project(tmp_path):
     lenient = project_create(slug="lenient", quality={"min_width": 100, "min_height": 100})
-    counts, _ = run_import(lenient, write(tmp_path / "in", {"small.jpg": f.jpeg_bytes(10, size=(200, 300), quality=100)}))
+    counts, _ = run_import(
+        lenient, write(tmp_path / "in", {"small.jpg": f.jpeg_bytes(10, size=(200, 300), quality=100)})
+    )
     assert counts["accepted"] == 1
 
 
 def test_command_prints_one_json_summary_and_creates_the_project(tmp_path, capsys):
     folder = write(tmp_path / "in", {"neutral/a.jpg": f.jpeg_bytes(1), "b.jpg": f.empty_file()})
     out = io.StringIO()
-    call_command("import_images", str(folder), project="fresh", source="vendor", labels_from_folders=True,
-                 json=True, stdout=out)
+    call_command(
+        "import_images", str(folder), project="fresh", source="vendor", labels_from_folders=True, json=True, stdout=out
+    )
     summary = json.loads(out.getvalue())
     assert summary["accepted"] == 1 and summary["too_small"] == 1 and summary["total"] == 2
     assert {"duplicate", "near_duplicate", "corrupt", "unsupported"} <= set(summary)

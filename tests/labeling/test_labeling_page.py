@@ -16,7 +16,7 @@ def page_config(content: str) -> dict:
     start = content.index('<script id="label-config" type="application/json">') + len(
         '<script id="label-config" type="application/json">'
     )
-    return json.loads(content[start:content.index("</script>", start)])
+    return json.loads(content[start : content.index("</script>", start)])
 
 
 def test_members_get_the_page_with_categories_hotkeys_and_guidelines(client, project, moderator):
@@ -85,7 +85,9 @@ def test_saved_defaults_are_used_on_the_next_render(client, project, moderator):
     assert (membership.blur_strength, membership.greyscale) == (30, False)
 
 
-@pytest.mark.parametrize(("value", "words"), [("65", "blur_strength"), ("-1", "blur_strength"), ("lots", "whole number")])
+@pytest.mark.parametrize(
+    ("value", "words"), [("65", "blur_strength"), ("-1", "blur_strength"), ("lots", "whole number")]
+)
 def test_bad_defaults_are_refused_and_nothing_changes(client, project, moderator, value, words):
     client.force_login(moderator)
     url = reverse("label-preferences", args=[project.slug])
@@ -110,8 +112,9 @@ def test_a_superuser_without_membership_sees_model_defaults_and_cannot_save(clie
     client.force_login(boss)
     page = client.get(reverse("label", args=[project.slug])).content.decode()
     assert "--veil-blur: 24px" in page
-    response = client.post(reverse("label-preferences", args=[project.slug]), {"blur_strength": "3"},
-                           HTTP_ACCEPT="application/json")
+    response = client.post(
+        reverse("label-preferences", args=[project.slug]), {"blur_strength": "3"}, HTTP_ACCEPT="application/json"
+    )
     assert response.status_code == 400 and response.json()["code"] == "not_a_member"
 
 

@@ -15,10 +15,23 @@ import_outcomes = importlib.import_module("labeling.migrations.0005_import_outco
 
 
 def test_too_large_splits_into_too_many_pixels_and_file_too_large(project):
-    job = Job.objects.create(project=project, kind=Job.Kind.IMPORT, counts={"accepted": 1, "too_large": 3},
-                             result={"summary": {"accepted": 1, "too_large": 3}})
-    bombs = [Image.objects.create(project=project, job=job, name=f"bomb{i}.png", sha256=f"{i:064x}",
-                                  status=Image.Status.REJECTED, reason="too_large") for i in range(2)]
+    job = Job.objects.create(
+        project=project,
+        kind=Job.Kind.IMPORT,
+        counts={"accepted": 1, "too_large": 3},
+        result={"summary": {"accepted": 1, "too_large": 3}},
+    )
+    bombs = [
+        Image.objects.create(
+            project=project,
+            job=job,
+            name=f"bomb{i}.png",
+            sha256=f"{i:064x}",
+            status=Image.Status.REJECTED,
+            reason="too_large",
+        )
+        for i in range(2)
+    ]
     heavy = ImportIssue.objects.create(job=job, name="heavy.jpg", reason="too_large")
     other = Job.objects.create(project=project, kind=Job.Kind.RETRAIN, counts={"too_large": 5})
 

@@ -21,17 +21,24 @@ def test_pages_need_sign_in(client, project):
 def test_project_page_shows_summary_balance_and_jobs(client, project, admin_user, django_capture_on_commit_callbacks):
     client.force_login(admin_user)
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("project-upload", args=[project.slug]), {
-            "files": [SimpleUploadedFile("violence/a.jpg", f.jpeg_bytes(1)),
-                      SimpleUploadedFile("b.jpg", f.truncated_jpeg())],
-            "source": "vendor",
-        })
+        response = client.post(
+            reverse("project-upload", args=[project.slug]),
+            {
+                "files": [
+                    SimpleUploadedFile("violence/a.jpg", f.jpeg_bytes(1)),
+                    SimpleUploadedFile("b.jpg", f.truncated_jpeg()),
+                ],
+                "source": "vendor",
+            },
+        )
     assert response.status_code == 302
     job = Job.objects.get(kind="import")
     assert job.status == "succeeded"
     embeds = Job.objects.filter(kind="embed")
     assert sorted(embeds.values_list("params__model", "status")) == [
-        ("efficientnet-lite0", "succeeded"), ("minilm-l6", "succeeded")]
+        ("efficientnet-lite0", "succeeded"),
+        ("minilm-l6", "succeeded"),
+    ]
 
     page = client.get(reverse("project-detail", args=[project.slug])).content.decode()
     assert 'data-outcome="accepted">1<' in page
@@ -46,8 +53,11 @@ def test_moderators_see_no_upload_form_and_cannot_post(client, project, moderato
     client.force_login(moderator)
     page = client.get(reverse("project-detail", args=[project.slug])).content.decode()
     assert 'id="upload"' not in page
-    response = client.post(reverse("project-upload", args=[project.slug]),
-                           {"files": [SimpleUploadedFile("a.jpg", f.jpeg_bytes(1))]}, follow=True)
+    response = client.post(
+        reverse("project-upload", args=[project.slug]),
+        {"files": [SimpleUploadedFile("a.jpg", f.jpeg_bytes(1))]},
+        follow=True,
+    )
     assert "Only admins" in response.content.decode()
     assert not Job.objects.exists()
 
@@ -69,10 +79,16 @@ def test_project_list_shows_each_projects_own_taxonomy(client, project, admin_us
 
 def test_page_upload_refuses_files_it_cannot_import_by_name(client, project, admin_user, media_root):
     client.force_login(admin_user)
-    response = client.post(reverse("project-upload", args=[project.slug]), {
-        "files": [SimpleUploadedFile("notes.txt", b"just text, no picture here"),
-                  SimpleUploadedFile("x" * 230 + ".jpg", f.jpeg_bytes(1))],
-    }, follow=True)
+    response = client.post(
+        reverse("project-upload", args=[project.slug]),
+        {
+            "files": [
+                SimpleUploadedFile("notes.txt", b"just text, no picture here"),
+                SimpleUploadedFile("x" * 230 + ".jpg", f.jpeg_bytes(1)),
+            ],
+        },
+        follow=True,
+    )
     text = response.content.decode()
     assert "notes.txt is neither an image" in text and "file name is longer" in text
     assert not Job.objects.exists()

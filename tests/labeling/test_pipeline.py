@@ -30,8 +30,12 @@ def pattern_uploads(n_per_class: int) -> tuple[list[SimpleUploadedFile], dict[st
 def label_open_rounds(user, project, truth_by_name: dict[str, str]) -> int:
     labeled = 0
     while (lease := queue_next(user=user, project=project)) is not None:
-        annotation_submit(user=user, item_id=lease.item.pk, client_key=uuid.uuid4().hex,
-                          category_key=truth_by_name[lease.item.image.name.rsplit("/", 1)[-1]])
+        annotation_submit(
+            user=user,
+            item_id=lease.item.pk,
+            client_key=uuid.uuid4().hex,
+            category_key=truth_by_name[lease.item.image.name.rsplit("/", 1)[-1]],
+        )
         labeled += 1
     return labeled
 
@@ -41,8 +45,11 @@ def test_an_api_project_embeds_its_import_and_opens_round_zero_by_itself(
 ):
     staff = make_user("staff", is_staff=True)
     client = api(staff)
-    created = client.post("/api/projects/", {"slug": "fresh", "name": "Fresh", "batch_size": 6,
-                                             "overlap": 1, "eval_fraction": 0.2}, format="json")
+    created = client.post(
+        "/api/projects/",
+        {"slug": "fresh", "name": "Fresh", "batch_size": 6, "overlap": 1, "eval_fraction": 0.2},
+        format="json",
+    )
     assert created.status_code == 201, created.content
     assert created.json()["auto_start"] is True and created.json()["ocr"] is True
     files, _ = pattern_uploads(8)
@@ -53,7 +60,10 @@ def test_an_api_project_embeds_its_import_and_opens_round_zero_by_itself(
 
     jobs = {j.params.get("model", j.kind): j for j in Job.objects.filter(project__slug="fresh")}
     assert {k: j.status for k, j in jobs.items()} == {
-        "import": "succeeded", "efficientnet-lite0": "succeeded", "minilm-l6": "succeeded"}
+        "import": "succeeded",
+        "efficientnet-lite0": "succeeded",
+        "minilm-l6": "succeeded",
+    }
     backbone = ModelVersion.objects.get(project__slug="fresh", kind="backbone")
     assert backbone.name == "efficientnet-lite0" and backbone.is_active
     ids, X = embeddings_matrix(model_version=backbone)
@@ -70,9 +80,7 @@ def test_an_api_project_embeds_its_import_and_opens_round_zero_by_itself(
     assert [row["id"] for row in listed["results"]] == [caption.pk]
 
 
-def test_a_project_that_does_not_start_itself_waits_for_its_admin(
-    api, make_user, django_capture_on_commit_callbacks
-):
+def test_a_project_that_does_not_start_itself_waits_for_its_admin(api, make_user, django_capture_on_commit_callbacks):
     client = api(make_user("staff", is_staff=True))
     client.post("/api/projects/", {"slug": "manual", "auto_start": False}, format="json")
     files, _ = pattern_uploads(2)
@@ -82,13 +90,14 @@ def test_a_project_that_does_not_start_itself_waits_for_its_admin(
     assert not Round.objects.filter(project__slug="manual").exists()
 
 
-def test_the_loop_learns_from_round_zero_without_a_button(
-    api, make_user, django_capture_on_commit_callbacks
-):
+def test_the_loop_learns_from_round_zero_without_a_button(api, make_user, django_capture_on_commit_callbacks):
     staff = make_user("staff", is_staff=True)
     client = api(staff)
-    client.post("/api/projects/", {"slug": "loop", "batch_size": 10, "overlap": 1, "eval_fraction": 0.25,
-                                   "ocr": False, "gold_rate": 0}, format="json")
+    client.post(
+        "/api/projects/",
+        {"slug": "loop", "batch_size": 10, "overlap": 1, "eval_fraction": 0.25, "ocr": False, "gold_rate": 0},
+        format="json",
+    )
     moderator = make_user("mod")
     from labeling.models import Project
     from labeling.services.projects import membership_set

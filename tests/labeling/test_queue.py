@@ -34,8 +34,11 @@ def next_item(client, project):
 
 
 def submit(client, item_id, category="violence", key=None, kind="label"):
-    return client.post(reverse("api-queue-submit", args=[item_id]),
-                       {"client_key": key or uuid.uuid4().hex, "kind": kind, "category": category}, format="json")
+    return client.post(
+        reverse("api-queue-submit", args=[item_id]),
+        {"client_key": key or uuid.uuid4().hex, "kind": kind, "category": category},
+        format="json",
+    )
 
 
 def test_round_zero_is_random_without_embeddings(queued):
@@ -174,8 +177,9 @@ def test_bad_input_is_named(api, project, queued, moderator, outsider):
     assert stranger.status_code == 404
 
 
-def test_completing_a_round_closes_it_and_queues_retraining(api, project, queued, moderator,
-                                                              django_capture_on_commit_callbacks):
+def test_completing_a_round_closes_it_and_queues_retraining(
+    api, project, queued, moderator, django_capture_on_commit_callbacks
+):
     from labeling.errors import ApplicationError
     from labeling.models import Job
 
@@ -192,8 +196,9 @@ def test_completing_a_round_closes_it_and_queues_retraining(api, project, queued
     assert job.status == "failed" and "embeddings" in job.error, "no backbone yet: the failure is shown"
 
 
-def test_gold_items_go_to_every_moderator_and_never_hold_up_the_round(api, project, queued, admin_user, moderator,
-                                                                       make_user, monkeypatch):
+def test_gold_items_go_to_every_moderator_and_never_hold_up_the_round(
+    api, project, queued, admin_user, moderator, make_user, monkeypatch
+):
     from labeling.services.adjudication import gold_set
     from labeling.services.projects import membership_set
     from tests.labeling.factories import ImageFactory
@@ -238,8 +243,7 @@ def test_each_lease_names_the_next_blurred_preview_to_preload(api, project, queu
     assert lease["next_blurred_url"] is None, "the last item has nothing after it"
 
 
-def test_every_lease_carries_progress_that_matches_the_rows(api, project, queued, moderator, make_user,
-                                                             monkeypatch):
+def test_every_lease_carries_progress_that_matches_the_rows(api, project, queued, moderator, make_user, monkeypatch):
     """Round progress is right on both sides of the done/open split it counts from."""
     from labeling.services import queue
     from labeling.services.projects import membership_set
@@ -270,8 +274,7 @@ def test_every_lease_carries_progress_that_matches_the_rows(api, project, queued
     assert status["wellbeing"]["used"] == 1
 
 
-def test_round_progress_is_counted_once_per_moment_own_labels_at_once(api, project, queued, moderator,
-                                                                       make_user):
+def test_round_progress_is_counted_once_per_moment_own_labels_at_once(api, project, queued, moderator, make_user):
     from labeling.services import queue
     from labeling.services.projects import membership_set
 

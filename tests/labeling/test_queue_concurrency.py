@@ -87,8 +87,9 @@ def submit_twice_at_once(base_url: str, moderator: Moderator, path: str, payload
     return replies
 
 
-def label_until_empty(base_url: str, slug: str, moderator: Moderator, start: threading.Barrier,
-                      resend_every: int, race_every: int) -> None:
+def label_until_empty(
+    base_url: str, slug: str, moderator: Moderator, start: threading.Barrier, resend_every: int, race_every: int
+) -> None:
     client = Client(base_url, moderator.token)
     try:
         start.wait()
@@ -130,8 +131,9 @@ def label_until_empty(base_url: str, slug: str, moderator: Moderator, start: thr
         client.close()
 
 
-def run_moderators(live_server, monkeypatch, *, moderators: int, items: int, overlap: int,
-                   resend_every: int = 5, race_every: int = 7) -> tuple:
+def run_moderators(
+    live_server, monkeypatch, *, moderators: int, items: int, overlap: int, resend_every: int = 5, race_every: int = 7
+) -> tuple:
     from rest_framework.authtoken.models import Token
 
     completed_rounds: list[int] = []
@@ -139,8 +141,9 @@ def run_moderators(live_server, monkeypatch, *, moderators: int, items: int, ove
         "labeling.services.rounds.retrain_job_queue",
         lambda *, project, reason="", user=None: completed_rounds.append(project.pk),
     )
-    project = project_create(slug="busy", name="Busy", overlap=overlap, batch_size=items,
-                             eval_fraction=0.0, gold_rate=0.2)
+    project = project_create(
+        slug="busy", name="Busy", overlap=overlap, batch_size=items, eval_fraction=0.0, gold_rate=0.2
+    )
     ImageFactory.create_batch(items, project=project)
     round_ = round_start_initial(project=project)
     gold = list(round_.items.order_by("pk").values_list("pk", flat=True)[: max(1, items // 10)])
@@ -156,8 +159,9 @@ def run_moderators(live_server, monkeypatch, *, moderators: int, items: int, ove
 
     start = threading.Barrier(moderators)
     threads = [
-        threading.Thread(target=label_until_empty,
-                         args=(live_server.url, project.slug, m, start, resend_every, race_every))
+        threading.Thread(
+            target=label_until_empty, args=(live_server.url, project.slug, m, start, resend_every, race_every)
+        )
         for m in people
     ]
     for thread in threads:
@@ -178,20 +182,27 @@ def assert_invariants(project, people: list[Moderator], completed_rounds: list[i
 
     gold = set(QueueItem.objects.filter(round__project=project, is_gold=True).values_list("pk", flat=True))
     gold_images = set(QueueItem.objects.filter(pk__in=gold).values_list("image", flat=True))
-    handed = Counter(dict(
-        Assignment.objects.filter(item__round__project=project).values("item")
-        .annotate(n=Count("pk")).values_list("item", "n")
-    ))
+    handed = Counter(
+        dict(
+            Assignment.objects.filter(item__round__project=project)
+            .values("item")
+            .annotate(n=Count("pk"))
+            .values_list("item", "n")
+        )
+    )
     regular = {item: n for item, n in handed.items() if item not in gold}
-    assert regular and max(regular.values()) <= overlap, f"items handed beyond overlap: {Counter(regular).most_common(3)}"
+    assert regular and max(regular.values()) <= overlap, (
+        f"items handed beyond overlap: {Counter(regular).most_common(3)}"
+    )
     assert all(n <= len(people) for item, n in handed.items() if item in gold), "gold: once per moderator"
     assert sum(len(m.fresh) for m in people) == sum(handed.values())
     assert sum(regular.values()) == (items - len(gold)) * overlap
 
     labels = Annotation.objects.filter(image__project=project, kind=Annotation.Kind.LABEL)
     per_image = Counter(labels.values_list("image", flat=True))
-    assert {n for image, n in per_image.items() if image not in gold_images} == {overlap}, \
+    assert {n for image, n in per_image.items() if image not in gold_images} == {overlap}, (
         "every regular item has exactly `overlap` labels"
+    )
     assert labels.count() == sum(handed.values())
     per_image_user = Counter(labels.values_list("image", "user"))
     assert max(per_image_user.values()) == 1, "no moderator labeled an item twice"

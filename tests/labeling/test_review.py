@@ -95,13 +95,16 @@ def test_adjudication_keeps_history_and_wins_the_export(api, project, admin_user
     assert first.status_code == second.status_code == 201
     history = api(admin_user).get(url).json()
     assert [(h["category"], h["decided_by"], h["reason"]) for h in history] == [
-        ("neutral", "alice", "looked again"), ("violence", "alice", "policy 4.2")]
+        ("neutral", "alice", "looked again"),
+        ("violence", "alice", "policy 4.2"),
+    ]
     assert api(moderator).post(url, {"category": "drugs", "reason": "x"}, format="json").status_code == 403
     missing = api(admin_user).post(url, {"category": "drugs", "reason": " "}, format="json")
     assert missing.status_code == 400 and "reason" in missing.json()["message"]
     assert Adjudication.objects.count() == 2 and Annotation.objects.filter(image=image).count() == 3
-    rows = api(admin_user).get(reverse("api-export-stream", args=[project.slug]),
-                               {"format": "jsonl", "sources": "adjudicated"})
+    rows = api(admin_user).get(
+        reverse("api-export-stream", args=[project.slug]), {"format": "jsonl", "sources": "adjudicated"}
+    )
     import json
 
     exported = [json.loads(line) for line in b"".join(rows.streaming_content).decode().splitlines()]
@@ -118,22 +121,27 @@ def test_gold_items_measure_annotators(api, project, admin_user, reviewed):
     assert by_user["cat"]["accuracy_vs_gold"] < by_user["bob"]["accuracy_vs_gold"]
 
 
-def test_review_page_adjudicates_and_exports(client, project, admin_user, moderator, reviewed,
-                                             django_capture_on_commit_callbacks):
+def test_review_page_adjudicates_and_exports(
+    client, project, admin_user, moderator, reviewed, django_capture_on_commit_callbacks
+):
     client.force_login(admin_user)
     page = client.get(reverse("project-review", args=[project.slug])).content.decode()
     assert 'id="disagreements"' in page and 'id="model-disagreements"' in page
     assert "/blurred/" in page and "/original/" not in page and "/thumbnail/" not in page
     image_id = next(iter(reviewed["mislabeled"]))
     assert f'data-image-id="{image_id}"' in page
-    response = client.post(reverse("project-review-adjudicate", args=[project.slug, image_id]),
-                           {"category": "violence", "reason": "reviewed"})
+    response = client.post(
+        reverse("project-review-adjudicate", args=[project.slug, image_id]),
+        {"category": "violence", "reason": "reviewed"},
+    )
     assert response.status_code == 302
     assert Adjudication.objects.get(image_id=image_id).category.key == "violence"
     csv_body = client.get(reverse("project-review-csv", args=[project.slug, "disagreements"])).content.decode()
     assert csv_body.startswith("image_id,")
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("project-review-export", args=[project.slug]), {"format": "csv", "sources": ["adjudicated"]})
+        client.post(
+            reverse("project-review-export", args=[project.slug]), {"format": "csv", "sources": ["adjudicated"]}
+        )
     from labeling.models import Job
 
     job = Job.objects.get(kind="export")
@@ -147,12 +155,18 @@ def test_review_forms_name_bad_input_and_change_nothing(client, project, admin_u
 
     client.force_login(admin_user)
     image_id = next(iter(reviewed["mislabeled"]))
-    page = client.post(reverse("project-review-export", args=[project.slug]),
-                       {"format": "jsonl", "min_agreement": "abc"}, follow=True).content.decode()
+    page = client.post(
+        reverse("project-review-export", args=[project.slug]), {"format": "jsonl", "min_agreement": "abc"}, follow=True
+    ).content.decode()
     assert "min_agreement must be a number" in page and not Job.objects.filter(kind="export").exists()
-    page = client.post(reverse("project-review-adjudicate", args=[project.slug, image_id]),
-                       {"category": "violence\x00", "reason": "x"}, follow=True).content.decode()
+    page = client.post(
+        reverse("project-review-adjudicate", args=[project.slug, image_id]),
+        {"category": "violence\x00", "reason": "x"},
+        follow=True,
+    ).content.decode()
     assert "Unknown category" in page
-    client.post(reverse("project-review-adjudicate", args=[project.slug, image_id]),
-                {"category": "violence", "reason": "fine\x00 print"})
+    client.post(
+        reverse("project-review-adjudicate", args=[project.slug, image_id]),
+        {"category": "violence", "reason": "fine\x00 print"},
+    )
     assert Adjudication.objects.get().reason == "fine print"

@@ -26,7 +26,6 @@ from tests.labeling.factories import CLUSTER_KEYS, clustered_pool
 pytestmark = pytest.mark.django_db
 
 
-
 @pytest.fixture
 def pool(project):
     return clustered_pool(project)
@@ -34,8 +33,9 @@ def pool(project):
 
 def label_round(user, project, truth):
     while (lease := queue_next(user=user, project=project)) is not None:
-        annotation_submit(user=user, item_id=lease.item.pk, client_key=uuid.uuid4().hex,
-                          category_key=truth[lease.item.image_id])
+        annotation_submit(
+            user=user, item_id=lease.item.pk, client_key=uuid.uuid4().hex, category_key=truth[lease.item.image_id]
+        )
 
 
 def test_round_zero_has_the_eval_split_and_a_cold_start(project, pool):
@@ -50,8 +50,9 @@ def test_round_zero_has_the_eval_split_and_a_cold_start(project, pool):
         round_start_initial(project=project)
 
 
-def test_a_finished_round_retrains_predicts_and_fills_the_next(project, pool, moderator,
-                                                               django_capture_on_commit_callbacks):
+def test_a_finished_round_retrains_predicts_and_fills_the_next(
+    project, pool, moderator, django_capture_on_commit_callbacks
+):
     round_start_initial(project=project)
     with django_capture_on_commit_callbacks(execute=True):
         label_round(moderator, project, pool)
@@ -85,8 +86,9 @@ def test_a_failed_step_leaves_the_previous_head_active(project, pool, moderator,
     assert ModelVersion.objects.get(kind="head", is_active=True) == head
 
 
-def test_auto_accept_labels_confident_pool_items_as_model_labels(project, pool, moderator,
-                                                                 django_capture_on_commit_callbacks):
+def test_auto_accept_labels_confident_pool_items_as_model_labels(
+    project, pool, moderator, django_capture_on_commit_callbacks
+):
     project.auto_accept, project.auto_accept_precision, project.auto_accept_min_support = True, 0.9, 5
     project.save()
     round_start_initial(project=project)
@@ -108,12 +110,14 @@ def test_auto_accept_labels_confident_pool_items_as_model_labels(project, pool, 
     assert not QueueItem.objects.filter(round__number=1, image__model_label__isnull=False).exists()
 
 
-def test_the_head_reads_the_feature_set_that_cross_validates_best(project, pool, moderator,
-                                                                 django_capture_on_commit_callbacks):
+def test_the_head_reads_the_feature_set_that_cross_validates_best(
+    project, pool, moderator, django_capture_on_commit_callbacks
+):
     informative = ModelVersion.objects.get(kind="backbone")
     noise = ModelVersion.objects.create(project=project, kind="backbone", name="vit", config={"preset": "tiny"})
-    text = ModelVersion.objects.create(project=project, kind="text", name="minilm-l6", is_active=True,
-                                       config={"dim": 8})
+    text = ModelVersion.objects.create(
+        project=project, kind="text", name="minilm-l6", is_active=True, config={"dim": 8}
+    )
     rng = np.random.default_rng(1)
     for version, dim in ((noise, 16), (text, 8)):
         Embedding.objects.bulk_create(
@@ -128,19 +132,25 @@ def test_the_head_reads_the_feature_set_that_cross_validates_best(project, pool,
     selection = head.metrics["feature_selection"]
     names = {f"vit-{informative.pk}", f"msn-tiny-{noise.pk}"}
     assert set(selection["scores"]) == names | {f"{n}+text" for n in names} | {
-        f"vit-{informative.pk}+msn-tiny-{noise.pk}", f"vit-{informative.pk}+msn-tiny-{noise.pk}+text"}
+        f"vit-{informative.pk}+msn-tiny-{noise.pk}",
+        f"vit-{informative.pk}+msn-tiny-{noise.pk}+text",
+    }
     assert selection["chosen"] == head.metrics["feature_set"] == f"vit-{informative.pk}"
     assert head.config["features"] == [informative.pk]
     scores = selection["scores"]
-    assert scores[f"vit-{informative.pk}"]["balanced_accuracy"] > scores[f"msn-tiny-{noise.pk}"]["balanced_accuracy"] + 0.3
+    assert (
+        scores[f"vit-{informative.pk}"]["balanced_accuracy"] > scores[f"msn-tiny-{noise.pk}"]["balanced_accuracy"] + 0.3
+    )
     assert head.metrics["accuracy"] > 0.9
 
 
-def test_a_head_on_fused_features_predicts_and_selects_on_the_same_features(project, pool, moderator,
-                                                                            django_capture_on_commit_callbacks):
+def test_a_head_on_fused_features_predicts_and_selects_on_the_same_features(
+    project, pool, moderator, django_capture_on_commit_callbacks
+):
     backbone = ModelVersion.objects.get(kind="backbone")
-    text = ModelVersion.objects.create(project=project, kind="text", name="minilm-l6", is_active=True,
-                                       config={"dim": 4})
+    text = ModelVersion.objects.create(
+        project=project, kind="text", name="minilm-l6", is_active=True, config={"dim": 4}
+    )
     # The text alone tells the classes apart as well as the image does: fusing both wins.
     keys = sorted(set(pool.values()))
     Embedding.objects.bulk_create(
@@ -157,8 +167,9 @@ def test_a_head_on_fused_features_predicts_and_selects_on_the_same_features(proj
     assert Round.objects.get(number=1).items.count() == 12
 
 
-def test_an_item_everyone_skipped_closes_and_the_round_moves_on(project, pool, moderator, make_user,
-                                                               django_capture_on_commit_callbacks):
+def test_an_item_everyone_skipped_closes_and_the_round_moves_on(
+    project, pool, moderator, make_user, django_capture_on_commit_callbacks
+):
     from labeling.models import Membership
     from labeling.services.projects import membership_set
 
@@ -174,8 +185,9 @@ def test_an_item_everyone_skipped_closes_and_the_round_moves_on(project, pool, m
     handed = []
     while (lease := queue_next(user=second, project=project)) is not None and lease.item.pk != skipped_item.pk:
         handed.append(lease)
-        annotation_submit(user=second, item_id=lease.item.pk, client_key=uuid.uuid4().hex,
-                          category_key=pool[lease.item.image_id])
+        annotation_submit(
+            user=second, item_id=lease.item.pk, client_key=uuid.uuid4().hex, category_key=pool[lease.item.image_id]
+        )
     assert lease is not None and lease.item.pk == skipped_item.pk, "a skipped item goes to another moderator"
     with django_capture_on_commit_callbacks(execute=True):
         annotation_submit(user=second, item_id=skipped_item.pk, client_key="skip-2", kind="skip")
@@ -202,8 +214,9 @@ def test_undoing_the_last_skip_reopens_the_item(project, pool, moderator):
     assert queue_next(user=moderator, project=project).item == lease.item
 
 
-def test_folder_pre_labels_seed_the_head_only_when_the_project_says_so(project, pool, moderator,
-                                                                     django_capture_on_commit_callbacks):
+def test_folder_pre_labels_seed_the_head_only_when_the_project_says_so(
+    project, pool, moderator, django_capture_on_commit_callbacks
+):
     from labeling.models import Category
     from labeling.selectors.images import class_balance
     from labeling.services.rounds import retrain_job_queue
@@ -212,8 +225,10 @@ def test_folder_pre_labels_seed_the_head_only_when_the_project_says_so(project, 
     for pk, key in pool.items():
         Image.objects.filter(pk=pk).update(source_label=categories[key])
     round_start_initial(project=project)
-    with pytest.raises(ApplicationError, match="at least two categories"), \
-            django_capture_on_commit_callbacks(execute=True):
+    with (
+        pytest.raises(ApplicationError, match="at least two categories"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         retrain_job_queue(project=project, reason="no human labels yet")
 
     project.weak_labels = True
@@ -250,13 +265,18 @@ def test_the_queue_never_hands_out_an_item_the_head_labeled(project, pool, moder
 
     round_start_initial(project=project)
     first = queue_next(user=moderator, project=project).item
-    ahead = (QueueItem.objects.filter(round=first.round, done=False, is_eval=False).exclude(pk=first.pk)
-             .order_by("-priority", "pk").first())
+    ahead = (
+        QueueItem.objects.filter(round=first.round, done=False, is_eval=False)
+        .exclude(pk=first.pk)
+        .order_by("-priority", "pk")
+        .first()
+    )
     Image.objects.filter(pk=ahead.image_id).update(model_label=Category.objects.get(project=project, key="drugs"))
     annotation_submit(user=moderator, item_id=first.pk, client_key="one", category_key=pool[first.image_id])
     handed = []
     while (lease := queue_next(user=moderator, project=project)) is not None:
         handed.append(lease.item.pk)
-        annotation_submit(user=moderator, item_id=lease.item.pk, client_key=uuid.uuid4().hex,
-                          category_key=pool[lease.item.image_id])
+        annotation_submit(
+            user=moderator, item_id=lease.item.pk, client_key=uuid.uuid4().hex, category_key=pool[lease.item.image_id]
+        )
     assert handed and ahead.pk not in handed

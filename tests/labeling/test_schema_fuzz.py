@@ -54,8 +54,9 @@ def wsgi_app():
 def fuzz_world(project, admin_user, moderator, outsider, tmp_path) -> World:
     admin_user.is_staff = True  # project creation is fuzzed too
     admin_user.save(update_fields=["is_staff"])
-    return build_world(project=project, admin_user=admin_user, moderator=moderator, outsider=outsider,
-                       folder=tmp_path / "incoming")
+    return build_world(
+        project=project, admin_user=admin_user, moderator=moderator, outsider=outsider, folder=tmp_path / "incoming"
+    )
 
 
 @pytest.fixture(params=sorted(EXAMPLES))
@@ -100,7 +101,10 @@ def check(case, headers: dict) -> None:
 def test_no_generated_request_gets_a_server_error(fuzz_world, wsgi_app, role, token_header):
     schema = schemathesis.openapi.from_wsgi("/api/schema/", wsgi_app)
     settings = hypothesis.settings(
-        max_examples=EXAMPLES[role], deadline=None, database=None, derandomize=True,
+        max_examples=EXAMPLES[role],
+        deadline=None,
+        database=None,
+        derandomize=True,
         phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
         suppress_health_check=list(hypothesis.HealthCheck),
     )
@@ -108,8 +112,11 @@ def test_no_generated_request_gets_a_server_error(fuzz_world, wsgi_app, role, to
     for result in schema.get_all_operations():
         operation = result.ok()
         operations += 1
-        fixed = {name: value for name, value in path_values(fuzz_world, role, operation.path).items()
-                 if "{" + name + "}" in operation.path}
+        fixed = {
+            name: value
+            for name, value in path_values(fuzz_world, role, operation.path).items()
+            if "{" + name + "}" in operation.path
+        }
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             strategy = operation.as_strategy(mode, path_parameters=fixed or None, headers=token_header)
 

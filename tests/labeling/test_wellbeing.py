@@ -159,8 +159,7 @@ def test_admins_have_no_reveal_budget(project, admin_user, image):
     assert (status["used"], status["budget"], status["remaining"]) == (1, None, None)
 
 
-def test_a_lease_reports_the_streak_of_the_moderator_who_asks(clock, api, project, moderator, make_user,
-                                                            labeled_by):
+def test_a_lease_reports_the_streak_of_the_moderator_who_asks(clock, api, project, moderator, make_user, labeled_by):
     """Over the API too, also for a superuser who labels as a member of the project."""
     from django.urls import reverse
 

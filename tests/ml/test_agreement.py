@@ -224,9 +224,7 @@ def test_fleiss_kappa_matches_statsmodels(seed, used):
     items, annotators, labels = simulate(seed, n_items=70, n_annotators=6, raters=(3, 3), used=used)
     result = fleiss_kappa(items, annotators, labels, CATS)
 
-    wide = np.array(
-        [[CATS.index(lab) for lab in labels[i : i + 3]] for i in range(0, len(labels), 3)]
-    )
+    wide = np.array([[CATS.index(lab) for lab in labels[i : i + 3]] for i in range(0, len(labels), 3)])
     table, _ = aggregate_raters(wide, n_cat=len(CATS))
     assert result["n_items"] == 70 and result["n_raters"] == 3 and result["n_items_excluded"] == 0
     assert_close(result["kappa"], float(sm_fleiss_kappa(table)))
@@ -286,13 +284,9 @@ def test_fleiss_kappa_edge_cases():
 # --------------------------------------------------------------------------- Krippendorff
 
 
-@pytest.mark.parametrize(
-    ("seed", "accuracy", "used"), [(0, 0.7, None), (1, 0.3, None), (2, 0.8, 2)]
-)
+@pytest.mark.parametrize(("seed", "accuracy", "used"), [(0, 0.7, None), (1, 0.3, None), (2, 0.8, 2)])
 def test_krippendorff_alpha_matches_reference_with_missing_values(seed, accuracy, used):
-    items, annotators, labels = simulate(
-        seed, n_items=80, n_annotators=7, accuracy=accuracy, used=used
-    )
+    items, annotators, labels = simulate(seed, n_items=80, n_annotators=7, accuracy=accuracy, used=used)
     result = krippendorff_alpha_nominal(items, annotators, labels, CATS)
     data = reliability(items, annotators, labels, CATS)
     assert np.isnan(data).any()  # items are rated by different subsets
@@ -521,9 +515,7 @@ def test_confident_disagreements_find_planted_label_errors():
         i = item_ids.index(row["item"])
         assert row["given"] == consensus[row["item"]] != row["predicted"]
         assert row["confidence"] == proba[i, CATS.index(row["predicted"])]
-        assert row["margin"] == pytest.approx(
-            row["confidence"] - proba[i, CATS.index(row["given"])]
-        )
+        assert row["margin"] == pytest.approx(row["confidence"] - proba[i, CATS.index(row["given"])])
     json.dumps(flagged)
 
     strict = confident_disagreements(consensus, proba, item_ids, CATS, threshold=0.95)
@@ -561,8 +553,7 @@ def test_confident_disagreements_validation():
 
 @pytest.mark.parametrize(
     "function",
-    [item_agreement, majority_vote, cohen_kappa_pairs, fleiss_kappa, krippendorff_alpha_nominal]
-    + [dawid_skene],
+    [item_agreement, majority_vote, cohen_kappa_pairs, fleiss_kappa, krippendorff_alpha_nominal] + [dawid_skene],
 )
 def test_input_validation(function):
     with pytest.raises(ValueError, match="annotators"):
@@ -591,9 +582,7 @@ def test_numpy_inputs_give_json_friendly_python_values():
         "pairs": cohen_kappa_pairs(items, annotators, labels, categories),
         "fleiss": fleiss_kappa(items, annotators, labels, categories),
         "alpha": krippendorff_alpha_nominal(items, annotators, labels, categories),
-        "confusion": annotator_confusion(
-            items, annotators, labels, categories, reference={0: np.int64(1)}
-        ),
+        "confusion": annotator_confusion(items, annotators, labels, categories, reference={0: np.int64(1)}),
     }
     text = json.dumps(outputs)  # raises on numpy scalars
     assert text

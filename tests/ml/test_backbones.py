@@ -36,9 +36,7 @@ def lite0():
 @pytest.fixture
 def vit_file(tmp_path):
     torch.manual_seed(0)
-    vit = VisionTransformer(
-        image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=96
-    ).eval()
+    vit = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=96).eval()
     path = tmp_path / "vit.pth"
     torch.save(vit.state_dict(), path)
     return path
@@ -121,9 +119,7 @@ def test_vit_file_through_the_registry_matches_embed_images(vit_file) -> None:
     rows = embed(backbone, images, batch_size=2)
 
     assert (backbone.name, backbone.dim, backbone.source) == ("vit", 64, str(vit_file))
-    assert backbone.preprocess == Preprocess(
-        resize=32, crop=32, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
-    )
+    assert backbone.preprocess == Preprocess(resize=32, crop=32, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     vit = load_backbone_file(vit_file, num_heads=4)
     assert np.array_equal(rows, embed_images(vit, images, image_size=32, batch_size=2))
     batch = torch.stack([eval_transform(32)(image) for image in images])
@@ -140,9 +136,7 @@ def test_vit_file_through_the_registry_matches_embed_images(vit_file) -> None:
 
 
 def test_preprocess_is_eval_transform_bit_for_bit() -> None:
-    preprocess = Preprocess(
-        resize=48, crop=48, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
-    )
+    preprocess = Preprocess(resize=48, crop=48, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     for size in [(97, 61), (48, 48), (50, 200)]:
         image = f.photo(3, size=size)
         assert torch.equal(preprocess(image), eval_transform(48)(image))

@@ -44,10 +44,7 @@ def small_vit(num_classes: int = 1000) -> VisionTransformer:
 def random_images(n: int, seed: int = 0) -> list[Image.Image]:
     rng = np.random.default_rng(seed)
     sizes = [(40, 32), (32, 48), (64, 64), (37, 51)]
-    return [
-        Image.fromarray(rng.integers(0, 256, (*sizes[i % 4][::-1], 3), dtype=np.uint8))
-        for i in range(n)
-    ]
+    return [Image.fromarray(rng.integers(0, 256, (*sizes[i % 4][::-1], 3), dtype=np.uint8)) for i in range(n)]
 
 
 class DeiTAttention(nn.Module):
@@ -103,18 +100,14 @@ class DeiT(nn.Module):
     """The msn repo's VisionTransformer, reduced to what a checkpoint holds, plus the
     3-layer projection head ``fc`` that MSN pretraining attaches."""
 
-    def __init__(
-        self, image_size: int, patch_size: int, dim: int, depth: int, heads: int, qkv_bias: bool
-    ):
+    def __init__(self, image_size: int, patch_size: int, dim: int, depth: int, heads: int, qkv_bias: bool):
         super().__init__()
         self.patch_embed = DeiTPatchEmbed(patch_size, dim)
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.randn(1, (image_size // patch_size) ** 2 + 1, dim))
         self.blocks = nn.ModuleList(DeiTBlock(dim, heads, qkv_bias) for _ in range(depth))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.fc = nn.Sequential(
-            nn.Linear(dim, 32), nn.BatchNorm1d(32), nn.GELU(), nn.Linear(32, 16)
-        )
+        self.fc = nn.Sequential(nn.Linear(dim, 32), nn.BatchNorm1d(32), nn.GELU(), nn.Linear(32, 16))
         with torch.no_grad():
             for module in self.modules():
                 if isinstance(module, nn.LayerNorm):
@@ -160,9 +153,7 @@ def test_embeddings_are_unit_float32_and_deterministic(tmp_path) -> None:
     images[2] = tmp_path / "two.jpg"
     seen: list[tuple[int, int]] = []
 
-    first = embed_images(
-        vit, images, image_size=32, batch_size=2, progress=lambda *a: seen.append(a)
-    )
+    first = embed_images(vit, images, image_size=32, batch_size=2, progress=lambda *a: seen.append(a))
     again = embed_images(vit, images, image_size=32, batch_size=64)
 
     assert first.dtype == np.float32 and first.shape == (5, 64)
@@ -215,9 +206,7 @@ def test_msn_layout_converts_to_an_equivalent_torchvision_vit(tmp_path, qkv_bias
     with torch.no_grad():
         reference = deit.tokens(images)
         assert torch.allclose(backbone_features(vit, images), reference[:, 0], atol=1e-5)
-        assert torch.allclose(
-            backbone_features(vit, images, pooling="mean"), reference[:, 1:].mean(1), atol=1e-5
-        )
+        assert torch.allclose(backbone_features(vit, images, pooling="mean"), reference[:, 1:].mean(1), atol=1e-5)
         assert torch.allclose(vit(images), reference[:, 0], atol=1e-5)
 
     pil = random_images(3)
@@ -240,9 +229,7 @@ def test_torchvision_layout_is_inferred_and_loaded(tmp_path) -> None:
     reference.heads = nn.Identity()
     with torch.no_grad():
         assert torch.allclose(backbone_features(vit, images), reference(images), atol=1e-6)
-        assert torch.allclose(
-            load_backbone_file(path, num_heads=4)(images), reference(images), atol=1e-6
-        )
+        assert torch.allclose(load_backbone_file(path, num_heads=4)(images), reference(images), atol=1e-6)
     assert [default_num_heads(w) for w in (192, 384, 768, 1024, 512)] == [3, 6, 12, 16, 8]
 
 

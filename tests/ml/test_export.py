@@ -37,9 +37,7 @@ def blobs(n: int, k: int, d: int = 12, seed: int = 0) -> tuple[np.ndarray, np.nd
 
 def vit_file(path, image_size: int, seed: int):
     torch.manual_seed(seed)
-    vit = VisionTransformer(
-        image_size=image_size, patch_size=8, num_layers=1, num_heads=4, hidden_dim=32, mlp_dim=48
-    )
+    vit = VisionTransformer(image_size=image_size, patch_size=8, num_layers=1, num_heads=4, hidden_dim=32, mlp_dim=48)
     torch.save(vit.state_dict(), path)
     return load_image_backbone("vit", path=path, num_heads=4)
 
@@ -104,10 +102,7 @@ CONSUMER = textwrap.dedent(
 def test_lite0_classifier_runs_in_a_process_without_veil(tmp_path) -> None:
     backbone = load_image_backbone("efficientnet-lite0")
     kinds = ("stripes", "discs", "stripes", "discs")
-    images = [
-        f.pattern_photo(kinds[seed % 4], seed, size=(260 + 24 * (seed % 3), 230))
-        for seed in range(9)
-    ]
+    images = [f.pattern_photo(kinds[seed % 4], seed, size=(260 + 24 * (seed % 3), 230)) for seed in range(9)]
     y = np.array([kinds[seed % 4] for seed in range(9)])
     head = LinearHead(C=1.0, calibrate=False).fit(fuse([embed(backbone, images)]), y)
     paths = []
@@ -115,9 +110,7 @@ def test_lite0_classifier_runs_in_a_process_without_veil(tmp_path) -> None:
         paths.append(tmp_path / f"{i}.png")
         image.save(paths[-1])
     expected = head.predict_proba(fuse([embed(backbone, paths)]))
-    np.save(
-        tmp_path / "inputs.npy", np.stack([export_input(p, backbone.preprocess) for p in paths])
-    )
+    np.save(tmp_path / "inputs.npy", np.stack([export_input(p, backbone.preprocess) for p in paths]))
 
     card = export_classifier(tmp_path / "model.pt2", [backbone], head, card={"name": "smoke"})
     run = subprocess.run(
@@ -202,9 +195,7 @@ def test_export_input_decodes_as_embed_does(tmp_path) -> None:
     pixels = export_input(path, backbone.preprocess)
 
     assert pixels.dtype == torch.uint8 and pixels.shape == (3, 224, 224)
-    assert torch.equal(
-        backbone.preprocess.normalise(pixels), ImageDataset([path], backbone.preprocess)[0]
-    )
+    assert torch.equal(backbone.preprocess.normalise(pixels), ImageDataset([path], backbone.preprocess)[0])
 
 
 def test_mismatched_parts_and_cards_are_refused(tmp_path) -> None:

@@ -27,9 +27,7 @@ def blobs(
     rng = np.random.default_rng(seed)
     counts = [per_class] * len(LABELS) if isinstance(per_class, int) else per_class
     centres = 4.0 * np.eye(dim)[: len(counts)] + 1.0
-    X = np.concatenate(
-        [c + spread * rng.standard_normal((n, dim)) for c, n in zip(centres, counts, strict=True)]
-    )
+    X = np.concatenate([c + spread * rng.standard_normal((n, dim)) for c, n in zip(centres, counts, strict=True)])
     y = np.repeat(LABELS[: len(counts)], counts)
     order = rng.permutation(len(y))
     return X[order], y[order]
@@ -94,9 +92,7 @@ def test_unfitted_raises_not_fitted_error(data: tuple[np.ndarray, np.ndarray]) -
             method(X)
 
 
-def test_feature_count_mismatch_raises(
-    fitted: LinearHead, data: tuple[np.ndarray, np.ndarray]
-) -> None:
+def test_feature_count_mismatch_raises(fitted: LinearHead, data: tuple[np.ndarray, np.ndarray]) -> None:
     X, _ = data
     for method in (fitted.predict, fitted.predict_proba, fitted.decision_function):
         with pytest.raises(ValueError, match="features"):
@@ -126,9 +122,7 @@ def test_fit_rejects_bad_input(X: np.ndarray, y: np.ndarray, match: str) -> None
         ({"min_per_class_for_cv": 1}, "min_per_class"),
     ],
 )
-def test_fit_rejects_bad_params(
-    params: dict, name: str, data: tuple[np.ndarray, np.ndarray]
-) -> None:
+def test_fit_rejects_bad_params(params: dict, name: str, data: tuple[np.ndarray, np.ndarray]) -> None:
     with pytest.raises(ValueError, match=name):
         LinearHead(**params).fit(*data)
 
@@ -204,9 +198,7 @@ def test_learns_separable_blobs(fitted: LinearHead) -> None:
     assert fitted.score(X_test, y_test) >= 0.97
 
 
-def test_decision_function_agrees_with_predict(
-    fitted: LinearHead, data: tuple[np.ndarray, np.ndarray]
-) -> None:
+def test_decision_function_agrees_with_predict(fitted: LinearHead, data: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = data
     scores = fitted.decision_function(X)
     assert scores.shape == (len(X), 3)
@@ -232,9 +224,7 @@ def test_raw_path_when_a_class_is_too_small_to_calibrate() -> None:
     head = LinearHead(cv=5).fit(X, y)
     assert head.calibration_ == "none"
     assert head.calibrator_ is None
-    np.testing.assert_array_equal(
-        head.predict_proba(X), head.estimator_.predict_proba(embed(head, X))
-    )
+    np.testing.assert_array_equal(head.predict_proba(X), head.estimator_.predict_proba(embed(head, X)))
 
 
 def test_raw_path_when_calibration_is_off(data: tuple[np.ndarray, np.ndarray]) -> None:

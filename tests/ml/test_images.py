@@ -55,8 +55,7 @@ def cmyk_jpeg(path: Path) -> Path:
     return path
 
 
-FILES = {"rgba": rgba_png, "16bit": png_16bit, "palette": palette_png, "la": grey_alpha_png,
-         "cmyk": cmyk_jpeg}
+FILES = {"rgba": rgba_png, "16bit": png_16bit, "palette": palette_png, "la": grey_alpha_png, "cmyk": cmyk_jpeg}
 
 
 @pytest.fixture(params=sorted(FILES))

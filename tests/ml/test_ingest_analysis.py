@@ -114,11 +114,7 @@ def test_analyse_is_deterministic_and_thread_safe():
     files += [imagefiles.png_16bit(36), imagefiles.animated_gif(), imagefiles.cmyk_jpeg(37)]
     sequential = [analyse(d, name=str(i), config=CONFIG) for i, d in enumerate(files)]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        threaded = list(
-            pool.map(
-                lambda item: analyse(item[1], name=str(item[0]), config=CONFIG), enumerate(files)
-            )
-        )
+        threaded = list(pool.map(lambda item: analyse(item[1], name=str(item[0]), config=CONFIG), enumerate(files)))
     assert threaded == sequential
     assert all(result.reason is None for result in sequential)
 

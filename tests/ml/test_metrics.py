@@ -56,18 +56,12 @@ def report(scored: tuple[np.ndarray, np.ndarray]) -> dict:
     return evaluate(*scored, CLASSES)
 
 
-def test_evaluate_agrees_with_scikit_learn(
-    scored: tuple[np.ndarray, np.ndarray], report: dict
-) -> None:
+def test_evaluate_agrees_with_scikit_learn(scored: tuple[np.ndarray, np.ndarray], report: dict) -> None:
     y_true, proba = scored
     y_pred = np.asarray(CLASSES)[proba.argmax(axis=1)]
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=CLASSES, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=CLASSES, zero_division=0)
     assert report["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
-    assert report["macro_f1"] == pytest.approx(
-        f1_score(y_true, y_pred, average="macro", zero_division=0)
-    )
+    assert report["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro", zero_division=0))
     assert report["confusion_matrix"] == {
         "labels": CLASSES,
         "matrix": confusion_matrix(y_true, y_pred, labels=CLASSES).tolist(),
@@ -78,14 +72,10 @@ def test_evaluate_agrees_with_scikit_learn(
         assert row["recall"] == pytest.approx(recall[j])
         assert row["f1"] == pytest.approx(f1[j])
         assert row["support"] == support[j]
-        assert row["average_precision"] == pytest.approx(
-            average_precision_score(y_true == label, proba[:, j])
-        )
+        assert row["average_precision"] == pytest.approx(average_precision_score(y_true == label, proba[:, j]))
 
 
-def test_evaluate_recall_at_precision_matches_brute_force(
-    scored: tuple[np.ndarray, np.ndarray], report: dict
-) -> None:
+def test_evaluate_recall_at_precision_matches_brute_force(scored: tuple[np.ndarray, np.ndarray], report: dict) -> None:
     y_true, proba = scored
     assert report["precision_target"] == 0.8
     for j, label in enumerate(CLASSES):
@@ -143,9 +133,7 @@ def test_evaluate_class_absent_from_y_true() -> None:
         (np.array(["drugs", "weapons"]), np.full((2, 4), 0.25), "weapons"),
     ],
 )
-def test_evaluate_rejects_inconsistent_input(
-    y_true: np.ndarray, proba: np.ndarray, match: str
-) -> None:
+def test_evaluate_rejects_inconsistent_input(y_true: np.ndarray, proba: np.ndarray, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         evaluate(y_true, proba, CLASSES)
 
@@ -156,9 +144,7 @@ def test_recall_at_precision_matches_brute_force(seed: int, target: float) -> No
     rng = np.random.default_rng(seed)
     y = rng.random(60) < 0.3
     scores = np.round(rng.random(60) + 0.6 * y, 1)
-    assert recall_at_precision(y, scores, target) == pytest.approx(
-        brute_force_recall_at_precision(y, scores, target)
-    )
+    assert recall_at_precision(y, scores, target) == pytest.approx(brute_force_recall_at_precision(y, scores, target))
 
 
 def test_recall_at_precision_edge_cases() -> None:
@@ -217,9 +203,7 @@ def test_learning_curve_auc_weights_each_decade_equally() -> None:
     late = learning_curve_auc(budgets, [0.2, 0.8, 0.8])
     assert late == pytest.approx(0.65)
     assert early > late
-    assert learning_curve_auc(budgets, [0.2, 0.8, 0.8]) == pytest.approx(
-        learning_curve_auc(budgets, [0.8, 0.8, 0.2])
-    )
+    assert learning_curve_auc(budgets, [0.2, 0.8, 0.8]) == pytest.approx(learning_curve_auc(budgets, [0.8, 0.8, 0.2]))
 
 
 @pytest.mark.parametrize(

@@ -204,9 +204,7 @@ def test_same_seed_same_curve_whatever_the_workers(tmp_path) -> None:
 def test_resume_after_crash_continues_like_an_uninterrupted_run(tmp_path) -> None:
     config = dataclasses.replace(SMALL, batch_size=8)
     images = make_images(20)
-    uninterrupted = pretrain(
-        images, config=config, out_dir=tmp_path / "a", max_steps=7, num_workers=0
-    )
+    uninterrupted = pretrain(images, config=config, out_dir=tmp_path / "a", max_steps=7, num_workers=0)
 
     class Crash(Exception):
         pass
@@ -340,9 +338,7 @@ def test_pretraining_can_start_from_a_vit_file(tmp_path) -> None:
 
 
 def test_a_vit_that_does_not_fit_the_config_is_refused(tmp_path) -> None:
-    wide = VisionTransformer(
-        image_size=32, patch_size=8, num_layers=3, num_heads=2, hidden_dim=32, mlp_dim=128
-    )
+    wide = VisionTransformer(image_size=32, patch_size=8, num_layers=3, num_heads=2, hidden_dim=32, mlp_dim=128)
     path = tmp_path / "wide.pth"
     torch.save(wide.state_dict(), path)
 
@@ -351,11 +347,7 @@ def test_a_vit_that_does_not_fit_the_config_is_refused(tmp_path) -> None:
         match=r"wide\.pth: ViT does not fit MSN config 'tiny': num_layers 3 \(config 2\), "
         r"hidden_dim 32 \(config 64\), mlp_dim 128 \(config 256\)$",
     ):
-        pretrain(
-            make_images(4), config=SMALL, out_dir=tmp_path / "run", max_steps=1, init_backbone=path
-        )
+        pretrain(make_images(4), config=SMALL, out_dir=tmp_path / "run", max_steps=1, init_backbone=path)
     with pytest.raises(ValueError, match=r"<VisionTransformer object>: .*hidden_dim"):
-        pretrain(
-            make_images(4), config=SMALL, out_dir=tmp_path / "run", max_steps=1, init_backbone=wide
-        )
+        pretrain(make_images(4), config=SMALL, out_dir=tmp_path / "run", max_steps=1, init_backbone=wide)
     assert not (tmp_path / "run").exists()

@@ -34,21 +34,14 @@ def unit_rows(X: np.ndarray) -> np.ndarray:
     return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
 
 
-def blobs(
-    sizes: list[int], *, dim: int = 16, spread: float = 0.15, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def blobs(sizes: list[int], *, dim: int = 16, spread: float = 0.15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """L2-normalised Gaussian blobs around random directions, shuffled.
 
     Returns X (n, dim) float32 and the blob of each row (n,).
     """
     rng = np.random.default_rng(seed)
     centres = unit_rows(rng.standard_normal((len(sizes), dim)))
-    X = np.concatenate(
-        [
-            c + spread * rng.standard_normal((size, dim))
-            for c, size in zip(centres, sizes, strict=True)
-        ]
-    )
+    X = np.concatenate([c + spread * rng.standard_normal((size, dim)) for c, size in zip(centres, sizes, strict=True)])
     blob = np.repeat(np.arange(len(sizes)), sizes)
     order = rng.permutation(blob.size)
     return unit_rows(X[order]), blob[order]
@@ -122,9 +115,7 @@ def test_same_seed_same_result(strategy, data):
 @pytest.mark.parametrize("strategy", ["random", "balance"])
 def test_another_seed_draws_differently(strategy, data):
     X, proba = data
-    assert not np.array_equal(
-        run(strategy, X, proba, 12), run(strategy, X, proba, 12, random_state=1)
-    )
+    assert not np.array_equal(run(strategy, X, proba, 12), run(strategy, X, proba, 12, random_state=1))
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -208,9 +199,7 @@ def test_non_finite_embeddings_are_rejected(data):
 def test_random_selection_draws_uniformly_outside_exclude():
     exclude = np.arange(0, 100, 2)
     counts = np.bincount(
-        np.concatenate(
-            [random_selection(100, 10, exclude=exclude, random_state=s) for s in range(400)]
-        ),
+        np.concatenate([random_selection(100, 10, exclude=exclude, random_state=s) for s in range(400)]),
         minlength=100,
     )
     assert counts[exclude].sum() == 0
@@ -238,9 +227,7 @@ def test_greedy_radius_is_within_twice_the_best_possible_on_tiny_sets(kcenter):
     for seed in range(5):
         X = unit_rows(np.random.default_rng(seed).standard_normal((9, 3)))
         for budget in (2, 3, 4):
-            best = min(
-                min_dists(X, np.array(c)).max() for c in itertools.combinations(range(9), budget)
-            )
+            best = min(min_dists(X, np.array(c)).max() for c in itertools.combinations(range(9), budget))
             radius = min_dists(X, kcenter(X, budget)).max()
             assert best <= radius + 1e-6 and radius <= 2 * best + 1e-6
 
@@ -259,9 +246,7 @@ def test_labeled_rows_seed_the_cover(data):
     X, _ = data
     labeled = np.arange(0, X.shape[0], 3)
     first = kcenter_greedy(X, 1, labeled=labeled)[0]
-    assert first == np.argmax(
-        np.where(np.isin(np.arange(X.shape[0]), labeled), -1, min_dists(X, labeled))
-    )
+    assert first == np.argmax(np.where(np.isin(np.arange(X.shape[0]), labeled), -1, min_dists(X, labeled)))
 
 
 def test_candidates_limit_both_the_choices_and_the_rows_covered(data):
@@ -269,14 +254,10 @@ def test_candidates_limit_both_the_choices_and_the_rows_covered(data):
     candidates = np.arange(50, 120)
     chosen = kcenter_greedy(X, 10, candidates=candidates, labeled=[55, 150])
     assert np.isin(chosen, candidates).all() and 55 not in chosen
-    assert np.array_equal(
-        chosen, kcenter_greedy_exact(X, 10, candidates=candidates, labeled=[55, 150])
-    )
+    assert np.array_equal(chosen, kcenter_greedy_exact(X, 10, candidates=candidates, labeled=[55, 150]))
 
 
-@pytest.mark.parametrize(
-    ("labeled", "shortlist_size"), [((), 8192), ((), 8), (tuple(range(0, 400, 5)), 16), ((5,), 1)]
-)
+@pytest.mark.parametrize(("labeled", "shortlist_size"), [((), 8192), ((), 8), (tuple(range(0, 400, 5)), 16), ((5,), 1)])
 def test_fast_kcenter_makes_the_exact_choices(labeled, shortlist_size):
     """Small shortlists force many refreshes of stale bounds; 150 picks use several cells."""
     X, _ = blobs([150, 120, 90, 60, 40, 20, 10], dim=12, spread=0.35, seed=5)
@@ -339,9 +320,7 @@ def test_uncertainty_methods_follow_their_scores(data):
     entropy = -(proba * np.log(proba)).sum(axis=1)
     confidence = proba.max(axis=1)
     assert np.array_equal(uncertainty(proba, 15), np.argsort(margin, kind="stable")[:15])
-    assert np.array_equal(
-        uncertainty(proba, 15, method="entropy"), np.argsort(-entropy, kind="stable")[:15]
-    )
+    assert np.array_equal(uncertainty(proba, 15, method="entropy"), np.argsort(-entropy, kind="stable")[:15])
     assert np.array_equal(
         uncertainty(proba, 15, method="least_confidence"),
         np.argsort(confidence, kind="stable")[:15],

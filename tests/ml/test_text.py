@@ -220,7 +220,11 @@ def test_models_load_from_the_wheels_without_network(tmp_path):
     )
     done = subprocess.run(
         [sys.executable, "-c", OFFLINE_SCRIPT, FONT],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])

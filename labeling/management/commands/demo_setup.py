@@ -37,14 +37,21 @@ class Command(BaseCommand):
             if demo is None:
                 taxonomy = json.loads((DEMO_DIR / "taxonomy.json").read_text())
                 demo = project_create(
-                    slug=project, name="Demo: clothing", taxonomy=taxonomy, overlap=1, batch_size=20,
+                    slug=project,
+                    name="Demo: clothing",
+                    taxonomy=taxonomy,
+                    overlap=1,
+                    batch_size=20,
                     description="Bundled CC0 photos in four classes; its own taxonomy.",
                 )
             membership_set(project=demo, user=User.objects.get(username="admin"), role=Membership.Role.ADMIN)
             membership_set(project=demo, user=User.objects.get(username="moderator"), role=Membership.Role.MODERATOR)
 
         job = import_job_create(
-            project=demo, paths=[str(DEMO_DIR / "images")], source="demo", labels_from_folders=True,
+            project=demo,
+            paths=[str(DEMO_DIR / "images")],
+            source="demo",
+            labels_from_folders=True,
         )
         # Embedding runs here too, so round 0 is chosen on real embeddings before the server starts.
         summary = import_task.run_inline(job.pk, then="inline")
@@ -56,11 +63,15 @@ class Command(BaseCommand):
         if not Round.objects.filter(project=demo).exists():
             round_start_initial(project=demo)
         round_ = Round.objects.filter(project=demo).order_by("number").last()
-        self.stdout.write(f"Round {round_.number} is open with {round_.items.count()} images to label "
-                          f"({round_.get_strategy_display().lower()} selection).")
+        self.stdout.write(
+            f"Round {round_.number} is open with {round_.items.count()} images to label "
+            f"({round_.get_strategy_display().lower()} selection)."
+        )
         self.stdout.write("")
         self.stdout.write("Sign in at http://127.0.0.1:8000/ with:")
-        self.stdout.write("(the moderator labels at /projects/demo/label/; the admin steers at /projects/demo/dashboard/)")
+        self.stdout.write(
+            "(the moderator labels at /projects/demo/label/; the admin steers at /projects/demo/dashboard/)"
+        )
         for username, password in credentials.items():
             self.stdout.write(f"  {username:<10} password: {password}")
         self.stdout.write("")

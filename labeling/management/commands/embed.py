@@ -18,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--checkpoint",
             help="A backbone file on disk: Veil's own, a torchvision ViT state dict, or an official "
-                 "MSN checkpoint (target_encoder). It becomes the project's active backbone.",
+            "MSN checkpoint (target_encoder). It becomes the project's active backbone.",
         )
         parser.add_argument("--num-heads", type=int, default=None, help="Attention heads of a foreign checkpoint.")
         parser.add_argument("--batch-size", type=int, default=64)
@@ -29,7 +29,9 @@ class Command(BaseCommand):
         if project_obj is None:
             raise CommandError(f"No project {project!r}.")
         try:
-            version = backbone_register(project=project_obj, path=checkpoint, num_heads=num_heads) if checkpoint else None
+            version = (
+                backbone_register(project=project_obj, path=checkpoint, num_heads=num_heads) if checkpoint else None
+            )
             job = embed_job_create(project=project_obj, model_version=version)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc

@@ -19,15 +19,19 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, help="Project slug.")
         parser.add_argument("--source", default="", help="Source name recorded on each image.")
         parser.add_argument(
-            "--labels-from-folders", action="store_true",
+            "--labels-from-folders",
+            action="store_true",
             help="Pre-label an image by the nearest parent folder named after a category key.",
         )
         parser.add_argument(
-            "--wait", action="store_true",
+            "--wait",
+            action="store_true",
             help="Embed the imported images here, before returning, instead of queueing the job for a worker.",
         )
         parser.add_argument("--json", action="store_true", help="Print one JSON summary on stdout.")
-        parser.add_argument("--workers", type=int, default=2, help="Analysis worker processes (threads where processes cannot start).")
+        parser.add_argument(
+            "--workers", type=int, default=2, help="Analysis worker processes (threads where processes cannot start)."
+        )
 
     def handle(self, *args, path, project, source, labels_from_folders, workers, wait, **options):
         as_json = options["json"]
@@ -37,7 +41,9 @@ class Command(BaseCommand):
         if created and not as_json:
             self.stderr.write(f"Created project {project!r} with the default taxonomy.")
         job = import_job_create(
-            project=project_obj, paths=[str(Path(path).resolve())], source=source,
+            project=project_obj,
+            paths=[str(Path(path).resolve())],
+            source=source,
             labels_from_folders=labels_from_folders,
         )
         bar = tqdm(total=None, unit="file", disable=not sys.stderr.isatty(), file=sys.stderr)
@@ -47,8 +53,9 @@ class Command(BaseCommand):
             bar.update(done - bar.n)
 
         try:
-            summary = import_task.run_inline(job.pk, workers=workers, progress=progress,
-                                             then="inline" if wait else "queue")
+            summary = import_task.run_inline(
+                job.pk, workers=workers, progress=progress, then="inline" if wait else "queue"
+            )
         finally:
             bar.close()
         result = {"project": project_obj.slug, "job": job.pk, **summary}

@@ -37,7 +37,7 @@ class Command(BaseCommand):
         batch = settings.VEIL_PREDICT_MAX_FILES
         try:
             for start in range(0, len(files), batch):
-                chunk = [PredictFile(name=str(p), data=p.read_bytes()) for p in files[start:start + batch]]
+                chunk = [PredictFile(name=str(p), data=p.read_bytes()) for p in files[start : start + batch]]
                 answer = classifier_predict(project=project_obj, files=chunk)
                 predictions += answer["predictions"]
         except ApplicationError as exc:

@@ -11,8 +11,10 @@ from labeling.tasks import embed_task, pretrain_task
 
 
 class Command(BaseCommand):
-    help = ("Pretrain an MSN backbone on the project's accepted images, then embed them with it; "
-            "it becomes the active backbone and a candidate feature set for the head.")
+    help = (
+        "Pretrain an MSN backbone on the project's accepted images, then embed them with it; "
+        "it becomes the active backbone and a candidate feature set for the head."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True)
@@ -22,9 +24,12 @@ class Command(BaseCommand):
         budget.add_argument("--epochs", type=int)
         budget.add_argument("--steps", type=int)
         parser.add_argument("--workers", type=int, default=None, help="DataLoader worker processes.")
-        parser.add_argument("--init-checkpoint", default=None,
-                            help="Start from the weights of a ViT file (Veil's own, a torchvision ViT state "
-                                 "dict or an official MSN checkpoint) instead of a random initialisation.")
+        parser.add_argument(
+            "--init-checkpoint",
+            default=None,
+            help="Start from the weights of a ViT file (Veil's own, a torchvision ViT state "
+            "dict or an official MSN checkpoint) instead of a random initialisation.",
+        )
         parser.add_argument("--no-embed", action="store_true", help="Do not embed the pool afterwards.")
         parser.add_argument("--json", action="store_true", help="Print one JSON summary on stdout.")
 
@@ -33,8 +38,14 @@ class Command(BaseCommand):
         if project_obj is None:
             raise CommandError(f"No project {project!r}.")
         try:
-            job = pretrain_job_create(project=project_obj, config=config, minutes=minutes, epochs=epochs, steps=steps,
-                                      init_checkpoint=init_checkpoint)
+            job = pretrain_job_create(
+                project=project_obj,
+                config=config,
+                minutes=minutes,
+                epochs=epochs,
+                steps=steps,
+                init_checkpoint=init_checkpoint,
+            )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         bar = tqdm(total=steps, unit="step", disable=not sys.stderr.isatty(), file=sys.stderr)
@@ -49,8 +60,13 @@ class Command(BaseCommand):
         finally:
             bar.close()
         version = ModelVersion.objects.get(pk=version_pk)
-        summary = {"project": project_obj.slug, "model_version": version.pk, "artifact": version.artifact,
-                   **version.metrics, "final_loss": version.loss_curve[-1][1] if version.loss_curve else None}
+        summary = {
+            "project": project_obj.slug,
+            "model_version": version.pk,
+            "artifact": version.artifact,
+            **version.metrics,
+            "final_loss": version.loss_curve[-1][1] if version.loss_curve else None,
+        }
         if not no_embed:
             summary["embedded"] = embed_task.run_inline(embed_job_create(project=project_obj, model_version=version).pk)
         if options["json"]:

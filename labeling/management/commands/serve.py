@@ -15,8 +15,20 @@ class Command(BaseCommand):
 
     def handle(self, *args, addrport, **options):
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "moderation", "worker",
-             "--queues", "default,gpu", "--pool", "solo", "--loglevel", "INFO"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "moderation",
+                "worker",
+                "--queues",
+                "default,gpu",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+            ],
             env=os.environ.copy(),
         )
         self.stdout.write(f"Celery worker started (pid {worker.pid}).")
