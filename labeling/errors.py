@@ -24,6 +24,10 @@ class ApplicationError(Exception):
         self.code = code or self.default_code
         self.extra = extra or {}
 
+    def as_dict(self) -> dict:
+        """The body every answer carries: ``{"message", "code", "extra"}``."""
+        return {"message": self.message, "code": self.code, "extra": self.extra}
+
 
 class NotFound(ApplicationError):
     status_code = 404
@@ -43,8 +47,7 @@ class Conflict(ApplicationError):
 def exception_handler(exc, context):
     """Render every error as ``{"message", "code", "extra"}``."""
     if isinstance(exc, ApplicationError):
-        body = {"message": exc.message, "code": exc.code, "extra": exc.extra}
-        return Response(body, status=exc.status_code)
+        return Response(exc.as_dict(), status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
         exc = drf_exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

@@ -39,10 +39,6 @@ def wants_json(request) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-def error_body(exc: ApplicationError) -> dict:
-    return {"message": exc.message, "code": exc.code, "extra": exc.extra}
-
-
 def page_errors(back: str | None = None) -> Callable:
     """Turn the view's ``ApplicationError`` into the page's answer (see the module's docstring).
 
@@ -65,13 +61,13 @@ def page_errors(back: str | None = None) -> Callable:
 
 def error_response(request, exc: ApplicationError, *, back: str | None, slug: str | None):
     if wants_json(request):
-        return JsonResponse(error_body(exc), status=exc.status_code)
+        return JsonResponse(exc.as_dict(), status=exc.status_code)
     if isinstance(exc, NotFound):
         raise Http404(exc.message) from exc
     if isinstance(exc, AdminOnly):
         messages.error(request, exc.message)
         return redirect("project-detail", slug=slug)
     if back is None:
-        return JsonResponse(error_body(exc), status=exc.status_code)
+        return JsonResponse(exc.as_dict(), status=exc.status_code)
     messages.error(request, exc.message)
     return redirect(back, slug=slug)
