@@ -199,3 +199,11 @@ def test_moderators_see_only_import_pre_labels(api, project, mixed):
     assert {pk: v for pk, v in shown.items() if v[0]} == {
         pk: ("drugs", "import") for pk, (_, source) in mixed.items() if source in ("model", "import")
     }
+
+
+@pytest.mark.parametrize("page", ["project-detail", "project-dashboard"])
+def test_pages_say_how_many_labels_people_decided(client, project, admin_user, mixed, page):
+    client.force_login(admin_user)
+    html = client.get(reverse(page, args=[project.slug])).content.decode()
+    assert "Labeled 12 (" in html
+    assert '<span data-count="human">10</span> by people, 1 auto-accepted, 1 import pre-labels' in html
