@@ -70,6 +70,16 @@ def can_create_project(user) -> bool:
     return user is not None and user.is_authenticated and user.is_staff
 
 
+def administers_any_project(user) -> bool:
+    """Whether ``user`` is staff, a superuser or an admin of some project: the people the
+    API's documentation is for (a moderator needs only the labeling page)."""
+    if user is None or not user.is_authenticated:
+        return False
+    if user.is_staff or user.is_superuser:
+        return True
+    return Membership.objects.filter(user=user, role=Membership.Role.ADMIN).exists()
+
+
 def refusal(rule: Rule, role: str | None, project: Project) -> Exception | None:
     """The error that refuses a user of ``role`` what ``rule`` guards, or None."""
     if role is None:

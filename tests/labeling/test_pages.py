@@ -93,3 +93,11 @@ def test_page_upload_refuses_files_it_cannot_import_by_name(client, project, adm
     assert "notes.txt is neither an image" in text and "file name is longer" in text
     assert not Job.objects.exists()
     assert not any(p.is_file() for p in media_root.rglob("*")), "nothing stored"
+
+
+def test_header_links_the_api_docs_for_admins_only(client, project, admin_user, moderator):
+    docs = f'href="{reverse("api-docs")}"'
+    client.force_login(moderator)
+    assert docs not in client.get(reverse("project-list")).content.decode()
+    client.force_login(admin_user)
+    assert docs in client.get(reverse("project-list")).content.decode()
