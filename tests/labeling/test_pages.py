@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -101,3 +104,12 @@ def test_header_links_the_api_docs_for_admins_only(client, project, admin_user, 
     assert docs not in client.get(reverse("project-list")).content.decode()
     client.force_login(admin_user)
     assert docs in client.get(reverse("project-list")).content.decode()
+
+
+def test_api_docs_load_swagger_ui_from_local_static_files_only(client, admin_user):
+    client.force_login(admin_user)
+    page = client.get(reverse("api-docs")).content.decode()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert any(url.endswith("swagger-ui-bundle.js") for url in assets), assets
+    assert all(url.startswith(settings.STATIC_URL) or url.startswith("/") for url in assets), assets
+    assert not re.search(r"https?://", page), "the docs page names no other host"
