@@ -6,8 +6,11 @@ import re
 
 import pytest
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
+from django.views.defaults import permission_denied, server_error
 
 from labeling.models import Job
 from tests import imagefiles as f
@@ -113,3 +116,26 @@ def test_api_docs_load_swagger_ui_from_local_static_files_only(client, admin_use
     assert any(url.endswith("swagger-ui-bundle.js") for url in assets), assets
     assert all(url.startswith(settings.STATIC_URL) or url.startswith("/") for url in assets), assets
     assert not re.search(r"https?://", page), "the docs page names no other host"
+
+
+def test_missing_pages_use_veils_own_404(client, moderator):
+    client.force_login(moderator)
+    response = client.get("/projects/no-such-project/")
+    page = response.content.decode()
+    assert response.status_code == 404
+    assert 'data-status="404"' in page and "Page not found" in page and 'class="brand"' in page
+    assert "URLconf" not in page
+
+
+def test_refusals_and_server_errors_use_veils_own_pages(rf, client, moderator):
+    forbidden = permission_denied(rf.get("/"), PermissionDenied())
+    assert forbidden.status_code == 403 and b'data-status="403"' in forbidden.content
+    # The 500 page renders with no request context at all: no user, no messages.
+    broken = server_error(rf.get("/"))
+    assert broken.status_code == 500 and b'data-status="500"' in broken.content
+    assert b"Something went wrong" in broken.content
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(moderator)
+    expired = strict.post(reverse("logout"))
+    assert expired.status_code == 403 and b"This form has expired" in expired.content
