@@ -291,6 +291,7 @@ EXPECTED: dict[str, list[Row]] = {
     "api-class-balance": [api_read()],
     "api-import-summary": [api_read()],
     "api-queue-next": [api_member_write(200)],
+    "api-queue-status": [api_read()],
     "api-queue-undo": [api_member_write(frozenset({200, 204}), data={"client_key": "undo-once"})],
     "api-queue-submit": [api_member_write(201, data={"client_key": "submit-once", "category": "violence"})],
     "api-reveal-finish": [api_member_write(204, data={"duration_ms": 1500})],
