@@ -52,5 +52,8 @@ def project_upload(request, slug: str):
         source=request.POST.get("source", ""),
         labels_from_folders=bool(request.POST.get("labels_from_folders")),
     )
-    messages.success(request, f"Import job #{job.pk} queued with {len(files)} file(s).")
+    refused = list(job.import_issues.all())
+    messages.success(request, f"Import job #{job.pk} queued with {len(files) - len(refused)} file(s).")
+    for issue in refused:
+        messages.error(request, f"Not imported: {issue.detail}")
     return redirect("project-detail", slug=slug)

@@ -139,3 +139,19 @@ def test_refusals_and_server_errors_use_veils_own_pages(rf, client, moderator):
     strict.force_login(moderator)
     expired = strict.post(reverse("logout"))
     assert expired.status_code == 403 and b"This form has expired" in expired.content
+
+
+def test_page_upload_imports_the_good_files_and_names_the_bad_one(
+    client, project, admin_user, media_root, django_capture_on_commit_callbacks
+):
+    client.force_login(admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("project-upload", args=[project.slug]),
+            {"files": [SimpleUploadedFile("good.jpg", f.jpeg_bytes(1)), SimpleUploadedFile("notes.txt", b"text")]},
+            follow=True,
+        )
+    text = response.content.decode()
+    assert "queued with 1 file(s)" in text and "Not imported: notes.txt is neither an image" in text
+    job = Job.objects.get(kind="import")
+    assert job.counts["accepted"] == 1 and job.counts["unsupported"] == 1
