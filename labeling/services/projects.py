@@ -194,6 +194,8 @@ def taxonomy_set(*, actor, project: Project, categories: Sequence[Mapping]) -> l
             raise ApplicationError(
                 f"Category #{pk} is not in project {project.slug!r}.", extra={"index": index, "field": "id"}
             )
+        if category.pk in kept:
+            raise ApplicationError(f"Category {category.key!r} is listed twice.", extra={"index": index, "field": "id"})
         kept.add(category.pk)
         if spec["key"] != category.key and category_in_use(category):
             raise ApplicationError(

@@ -150,6 +150,19 @@ def test_taxonomy_keeps_keys_and_categories_that_have_labels(project, admin_user
     assert Annotation.objects.get().category.key == "violence"
 
 
+def test_taxonomy_refuses_categories_of_other_projects_and_repeats(project, admin_user):
+    other = services.project_create(slug="other", taxonomy=THREE)
+    rows = specs(project)
+    before = keys(project)
+    foreign = dict(specs(other)[0], key="stolen", hotkey="8")
+    for categories, field in (([*rows, foreign], "id"), ([*rows, dict(rows[0], key="copy", hotkey="9")], "id")):
+        with pytest.raises(ApplicationError) as caught:
+            services.taxonomy_set(actor=admin_user, project=project, categories=categories)
+        assert caught.value.extra == {"index": len(rows), "field": field}
+    assert keys(project) == before
+    assert keys(other) == [(c["key"], c["name"], c["hotkey"]) for c in THREE]
+
+
 def test_taxonomy_is_for_admins_only(project, moderator, outsider):
     rows = specs(project)
     for user, error in ((moderator, Forbidden), (outsider, NotFound)):
