@@ -182,4 +182,6 @@ def project_member_remove(request, slug: str, username: str):
     project = project_for_page(request, slug, admin=True)
     services.member_remove(actor=request.user, project=project, user=_member(project, username))
     messages.success(request, f"{username} is no longer a member; their labels stay.")
+    if username == request.user.username and not permissions.can_manage_project(request.user, project):
+        return redirect("project-list")
     return redirect("project-settings", slug=slug)

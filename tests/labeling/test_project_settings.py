@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
 from labeling.errors import ApplicationError, Forbidden, NotFound
 from labeling.models import Annotation, Category, Membership, ModelVersion, Project, QueueItem, Round
+from labeling.selectors.projects import PROJECT_PAGES, project_links
 from labeling.services import projects as services
 from labeling.services.wellbeing import reveal_budget
 from tests.labeling.factories import ImageFactory
@@ -444,3 +445,27 @@ def test_every_project_page_links_every_page_the_role_may_use(client, project, a
         assert f'href="{reverse("label", args=[project.slug])}"' in page
         assert reverse("project-settings", args=[project.slug]) not in page
         assert reverse("project-review", args=[project.slug]) not in page
+
+
+def installed(name: str, slug: str) -> bool:
+    try:
+        reverse(name, kwargs={"slug": slug})
+    except NoReverseMatch:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("role", ["admin", "moderator", None])
+def test_the_nav_lists_the_installed_pages_the_role_may_open(project, role):
+    links = [link["name"] for link in project_links(project=project, role=role)]
+    expected = [name for name, _, rule in PROJECT_PAGES if rule.allows(role) and installed(name, project.slug)]
+    assert links == expected
+    assert ("project-settings" in links) == (role == "admin") and ("label" in links) == (role is not None)
+
+
+def test_an_admin_who_leaves_goes_back_to_the_project_list(client, project, admin_user):
+    services.member_create(actor=admin_user, project=project, username="dan", role="admin")
+    client.force_login(admin_user)
+    response = client.post(reverse("project-member-remove", args=[project.slug, admin_user.username]))
+    assert response.status_code == 302 and response["Location"] == reverse("project-list")
+    assert not Membership.objects.filter(project=project, user=admin_user).exists()
