@@ -93,6 +93,23 @@ def category_add(*, actor, project: Project, category: Mapping) -> Category:
     return added
 
 
+MAX_GUIDELINE = 5000
+
+
+@transaction.atomic
+def category_guideline_set(*, actor, category: Category, guideline: str) -> Category:
+    """An admin of the project rewrites a category's guideline, the text moderators read."""
+    permissions.require(permissions.can_manage_project, user=actor, project=category.project)
+    guideline = str(guideline).replace("\x00", "").strip()
+    if not guideline:
+        raise ApplicationError("Write the new guideline: guideline is required.", extra={"field": "guideline"})
+    if len(guideline) > MAX_GUIDELINE:
+        raise ApplicationError(f"guideline is longer than {MAX_GUIDELINE} characters.", extra={"field": "guideline"})
+    category.guideline = guideline
+    category.save(update_fields=["guideline"])
+    return category
+
+
 def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
     if role not in Membership.Role.values:
         raise ApplicationError(f"Unknown role {role!r}.", code="invalid_role", extra={"field": "role"})
