@@ -193,8 +193,9 @@ def test_s_skips_and_f_flags(page, labeling):
     item = shown_item(page)
 
     # F opens a note box; typing in it triggers no hotkey; Enter sends the flag with its note.
-    page.keyboard.press("f")
     note = page.get_by_label("Note for the policy reviewers")
+    expect(note).to_be_hidden()
+    page.keyboard.press("f")
     expect(note).to_be_focused()
     note.type("Is a toy gun a weapon? s")
     assert not Annotation.objects.exists(), "typing in the note answers nothing"
