@@ -587,7 +587,7 @@ class FlagResolution(models.Model):
 
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="flag_resolutions")
     flag = models.ForeignKey(
-        Annotation, on_delete=models.PROTECT, related_name="resolutions", help_text="The newest flag it resolves."
+        Annotation, on_delete=models.CASCADE, related_name="resolutions", help_text="The newest flag it resolves."
     )
     action = models.CharField(max_length=16, choices=Action.choices)
     note = models.TextField(blank=True)
@@ -600,7 +600,7 @@ class FlagResolution(models.Model):
         help_text="The new label (relabel) or the category whose guideline changed.",
     )
     adjudication = models.ForeignKey(
-        Adjudication, null=True, blank=True, on_delete=models.PROTECT, related_name="flag_resolutions"
+        Adjudication, null=True, blank=True, on_delete=models.CASCADE, related_name="flag_resolutions"
     )
     resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created = models.DateTimeField(auto_now_add=True)

@@ -269,3 +269,12 @@ def test_the_review_form_preselects_no_category_and_refuses_a_submit_without_one
     refused = client.post(url, {"category": "", "reason": "both are wrong"}, follow=True)
     assert "category is required" in refused.content.decode()
     assert not Adjudication.objects.exists()
+
+
+def test_resolutions_go_with_their_image_and_project(project, admin_user, flagged):
+    flag_resolve(actor=admin_user, image=flagged["noted"], action="relabel", category_key="weapons", note="Real.")
+    flag_resolve(actor=admin_user, image=flagged["bare"], action="dismiss")
+    flagged["noted"].delete()
+    assert list(FlagResolution.objects.values_list("action", flat=True)) == ["dismiss"]
+    project.delete()
+    assert not FlagResolution.objects.exists()
