@@ -69,6 +69,13 @@ class AdjudicationAdmin(RecordAdmin):
     raw_id_fields = ["image"]
 
 
+@admin.register(models.FlagResolution)
+class FlagResolutionAdmin(RecordAdmin):
+    list_display = ["id", "image", "action", "category", "resolved_by", "created"]
+    list_filter = ["action"]
+    raw_id_fields = ["image", "flag", "adjudication"]
+
+
 @admin.register(models.Reveal)
 class RevealAdmin(RecordAdmin):
     list_display = ["id", "image", "user", "sensitive", "duration_ms", "created"]

@@ -570,3 +570,43 @@ class Adjudication(models.Model):
 
     def __str__(self) -> str:
         return f"{self.category.key} for image {self.image_id} by user {self.decided_by_id}"
+
+
+class FlagResolution(models.Model):
+    """An admin's answer to an image's flags for policy review. Append-only.
+
+    It resolves every flag of the image up to ``flag`` (the newest one the admin saw); a
+    flag raised after it is open again. A relabel records the adjudication it made, a
+    guideline change the category whose guideline it rewrote.
+    """
+
+    class Action(models.TextChoices):
+        RELABEL = "relabel", "Relabel"
+        DISMISS = "dismiss", "Dismiss"
+        GUIDELINE = "guideline", "Change a guideline"
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="flag_resolutions")
+    flag = models.ForeignKey(
+        Annotation, on_delete=models.CASCADE, related_name="resolutions", help_text="The newest flag it resolves."
+    )
+    action = models.CharField(max_length=16, choices=Action.choices)
+    note = models.TextField(blank=True)
+    category = models.ForeignKey(
+        Category,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The new label (relabel) or the category whose guideline changed.",
+    )
+    adjudication = models.ForeignKey(
+        Adjudication, null=True, blank=True, on_delete=models.CASCADE, related_name="flag_resolutions"
+    )
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["image", "-flag", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.action} of flags on image {self.image_id} by user {self.resolved_by_id}"

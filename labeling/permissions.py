@@ -63,6 +63,7 @@ can_manage_members = Rule("add, change or remove its members", ADMINS)
 can_import = Rule("import images", ADMINS)
 can_run_jobs = Rule("start rounds and training jobs", ADMINS)
 can_adjudicate = Rule("adjudicate or mark gold items", ADMINS)
+can_resolve_flags = Rule("see and resolve flags for policy review", ADMINS)
 can_review = Rule("see its reports and everyone's answers", ADMINS)
 can_export = Rule("export its labels and classifier", ADMINS)
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from labeling.views import dashboard, images, labeling, projects, review, settings
+from labeling.views import dashboard, flags, images, labeling, projects, review, settings
 
 urlpatterns = [
     path("", projects.project_list, name="project-list"),
@@ -40,6 +40,12 @@ urlpatterns = [
         name="project-review-adjudicate",
     ),
     path("projects/<slug:slug>/review/export/", review.review_export, name="project-review-export"),
+    path("projects/<slug:slug>/flags/", flags.flag_queue_page, name="project-flags"),
+    path(
+        "projects/<slug:slug>/flags/images/<int:image_id>/resolve/",
+        flags.flag_queue_resolve,
+        name="project-flags-resolve",
+    ),
     path(
         "images/<int:image_id>/<str:variant>/",
         images.image_file,

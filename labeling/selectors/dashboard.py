@@ -29,6 +29,7 @@ from labeling.models import (
     Reveal,
     Round,
 )
+from labeling.selectors.flags import open_flag_counts
 from labeling.selectors.images import class_balance
 from labeling.selectors.labels import final_labels_of, human_labeled_images
 
@@ -87,6 +88,7 @@ def dashboard_overview(*, project: Project) -> dict:
         "head_macro_f1": head.metrics.get("macro_f1") if head else None,
         "can_start_round": not Round.objects.filter(project=project).exists() and accepted.exists(),
         "can_embed": backbone is not None,
+        "open_flags": open_flag_counts(project=project),
     }
 
 

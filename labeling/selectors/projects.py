@@ -31,6 +31,7 @@ PROJECT_PAGES = (
     ("project-items", "Items", permissions.can_view),
     ("project-dashboard", "Dashboard", permissions.can_run_jobs),
     ("project-review", "Review", permissions.can_review),
+    ("project-flags", "Flags", permissions.can_resolve_flags),
     ("project-settings", "Settings", permissions.can_manage_project),
 )
 

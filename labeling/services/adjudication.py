@@ -23,6 +23,8 @@ def adjudicate(*, actor, image: Image, category_key: str, reason: str) -> Adjudi
 
 
 def _category(image: Image, key: str) -> Category:
+    if key is None or key == "":
+        raise ApplicationError("Choose a category: category is required.", extra={"field": "category"})
     category = None
     if isinstance(key, str) and len(key) <= 64 and "\x00" not in key:
         category = Category.objects.filter(project=image.project, key=key).first()

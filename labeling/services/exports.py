@@ -17,6 +17,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from xml.sax.saxutils import quoteattr
 
 from django.core.files import File
@@ -27,6 +28,7 @@ from django.db.models import QuerySet
 from labeling import permissions
 from labeling.errors import ApplicationError
 from labeling.models import Image, Job, Project, QueueItem
+from labeling.selectors.flags import open_flag_notes
 from labeling.selectors.images import image_metadata
 from labeling.selectors.labels import LabelSource, final_labels_walk, labeled_images
 from labeling.services.jobs import job_create, job_progress, job_start, job_succeed
@@ -61,6 +63,8 @@ COLUMNS = (
     "split",
     "sha256",
     "text",
+    "flagged",
+    "flag_notes",
 )
 
 
@@ -178,6 +182,8 @@ class ExportRow:
     agreement: float | None
     annotators: int
     votes: dict = field(default_factory=dict)
+    flag_notes: list[str] | None = None
+    """The notes of the image's open flags for policy review; None when it has none."""
 
     @property
     def file_name(self) -> str:
@@ -197,6 +203,8 @@ class ExportRow:
             "split": image.split,
             "sha256": image.sha256,
             "text": image.ocr_text,
+            "flagged": self.flag_notes is not None,
+            "flag_notes": "\n".join(self.flag_notes or ()),
         }
 
 
@@ -212,16 +220,29 @@ def export_rows(*, project: Project, filters: ExportFilters) -> Iterator[ExportR
     )
     # Without image filters a chunk is every image in its id range.
     by_range = not (filters.split or filters.round is not None or filters.date_from or filters.date_to)
-    for image, final in final_labels_walk(project=project, images=rows, by_range=by_range, chunk=CHUNK):
-        if final is None:
-            continue
-        if filters.categories and final.category.key not in filters.categories:
-            continue
-        if filters.sources and final.source not in filters.sources:
-            continue
-        if filters.min_agreement is not None and (final.agreement is None or final.agreement < filters.min_agreement):
-            continue
-        yield ExportRow(image, final.category.key, final.source, final.agreement, final.annotators, final.votes)
+    walk = final_labels_walk(project=project, images=rows, by_range=by_range, chunk=CHUNK)
+    while batch := list(islice(walk, CHUNK)):
+        flags = open_flag_notes(project=project, image_ids=[image.pk for image, final in batch if final is not None])
+        for image, final in batch:
+            if final is None:
+                continue
+            if filters.categories and final.category.key not in filters.categories:
+                continue
+            if filters.sources and final.source not in filters.sources:
+                continue
+            if filters.min_agreement is not None and (
+                final.agreement is None or final.agreement < filters.min_agreement
+            ):
+                continue
+            yield ExportRow(
+                image,
+                final.category.key,
+                final.source,
+                final.agreement,
+                final.annotators,
+                final.votes,
+                flags.get(image.pk),
+            )
 
 
 def jsonl_lines(rows: Iterator[ExportRow]) -> Iterator[str]:
@@ -273,7 +294,7 @@ def labelstudio_chunks(rows: Iterator[ExportRow], *, image_url: Callable[[ImageR
                     "meta": {"label_source": row.source, "agreement": row.agreement, "annotators": row.annotators},
                 }
             ],
-            "meta": {"votes": row.votes, "split": row.image.split},
+            "meta": {"votes": row.votes, "split": row.image.split, "flagged": row.flag_notes is not None},
         }
         yield ("" if first else ",\n") + json.dumps(task, ensure_ascii=False)
         first = False

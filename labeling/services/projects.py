@@ -157,6 +157,23 @@ def category_add(*, actor, project: Project, category: Mapping) -> Category:
     return added
 
 
+MAX_GUIDELINE = 5000
+
+
+@transaction.atomic
+def category_guideline_set(*, actor, category: Category, guideline: str) -> Category:
+    """An admin of the project rewrites a category's guideline, the text moderators read."""
+    permissions.require(permissions.can_manage_project, user=actor, project=category.project)
+    guideline = str(guideline).replace("\x00", "").strip()
+    if not guideline:
+        raise ApplicationError("Write the new guideline: guideline is required.", extra={"field": "guideline"})
+    if len(guideline) > MAX_GUIDELINE:
+        raise ApplicationError(f"guideline is longer than {MAX_GUIDELINE} characters.", extra={"field": "guideline"})
+    category.guideline = guideline
+    category.save(update_fields=["guideline"])
+    return category
+
+
 def category_in_use(category: Category) -> bool:
     """Whether anything refers to the category: a label, an adjudication, a prediction, a
     gold, model or import label of an image. Such a category keeps its key and stays."""

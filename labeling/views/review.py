@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from labeling.errors import NotFound
 from labeling.models import Job
 from labeling.selectors import reports
+from labeling.selectors.flags import open_flag_counts
 from labeling.selectors.images import image_get_for_user
 from labeling.services.adjudication import adjudicate
 from labeling.services.exports import FORMATS, export_job_submit
@@ -30,6 +31,7 @@ def review_page(request, slug: str):
         "disagreements": reports.annotator_disagreements(project=project, limit=50),
         "model_disagreements": reports.model_disagreements(project=project, limit=50),
         "agreement": reports.agreement_report(project=project),
+        "open_flags": open_flag_counts(project=project),
         "formats": FORMATS,
         "exports": Job.objects.filter(project=project, kind=Job.Kind.EXPORT).order_by("-created")[:10],
     }

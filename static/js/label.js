@@ -16,6 +16,8 @@
     skip: byId("skip"), undo: byId("undo"), flag: byId("flag"), guidelines: byId("guidelines-toggle"),
   };
   const guidelines = byId("guidelines");
+  const flagForm = byId("flag-form");
+  const flagNote = byId("flag-note");
   const breakDialog = byId("break");
   const prefsForm = byId("preferences");
   const blurInput = byId("blur-strength");
@@ -152,6 +154,7 @@
     views.sketch.alt = `Image ${lease.image_id}, edge sketch`;
     views.original.alt = `Image ${lease.image_id}, original`;
     buttons.flag.setAttribute("aria-pressed", "false");
+    closeFlagForm();
     byId("image-text-value").textContent = lease.text || "";
     byId("image-text").hidden = !lease.text;
     setMode("blurred");
@@ -298,15 +301,15 @@
 
   // ---- answers ---------------------------------------------------------------------
 
-  async function submit(kind, category) {
+  async function submit(kind, category, note = "") {
     if (!state.lease || state.busy || breakDialog.open) return;
     endReveal();
     const lease = state.lease;
     const same = state.retry && state.retry.itemId === lease.item_id && state.retry.kind === kind &&
-      state.retry.category === (category || "");
+      state.retry.category === (category || "") && state.retry.note === note;
     const body = same ? state.retry.body : {
       client_key: newKey(), kind, category: category || "",
-      time_spent_ms: Math.round(performance.now() - state.shownAt), revealed: state.revealed, note: "",
+      time_spent_ms: Math.round(performance.now() - state.shownAt), revealed: state.revealed, note,
     };
     state.busy = true;
     warn("");
@@ -320,7 +323,7 @@
       say((result.data && result.data.message) || "This item is no longer yours.");
       await loadNext();
     } catch (error) {
-      state.retry = { itemId: lease.item_id, kind, category: category || "", body };
+      state.retry = { itemId: lease.item_id, kind, category: category || "", note, body };
       warn("The answer could not be sent. Press the same key again to retry.");
     } finally {
       state.busy = false;
@@ -329,6 +332,7 @@
 
   async function answered(kind, category) {
     if (kind === "flag") {
+      closeFlagForm();
       buttons.flag.setAttribute("aria-pressed", "true");
       return say("Flagged for policy review. Label or skip it to go on.");
     }
@@ -362,6 +366,37 @@
       state.busy = false;
     }
   }
+
+  // The flag button (F) opens a note box; Enter (or Send flag) sends the flag with the note,
+  // which may be empty; Shift+Enter starts a new line, Esc closes the box.
+  function openFlagForm() {
+    if (!state.lease || breakDialog.open) return;
+    flagForm.hidden = false;
+    buttons.flag.setAttribute("aria-expanded", "true");
+    flagNote.focus();
+  }
+
+  function closeFlagForm() {
+    flagForm.hidden = true;
+    flagNote.value = "";
+    buttons.flag.setAttribute("aria-expanded", "false");
+  }
+
+  flagForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit("flag", "", flagNote.value.trim());
+  });
+  flagForm.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && event.target === flagNote) {
+      event.preventDefault();
+      flagForm.requestSubmit();
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      closeFlagForm();
+      buttons.flag.focus();
+    }
+  });
+  byId("flag-cancel").addEventListener("click", closeFlagForm);
 
   // ---- break reminder --------------------------------------------------------------
 
@@ -404,7 +439,7 @@
   const COMMANDS = {
     s: () => submit("skip"),
     u: undo,
-    f: () => submit("flag"),
+    f: openFlagForm,
     k: toggleSketch,
     g: () => setGreyscale(!stage.classList.contains("greyscale")),
     "?": () => toggleGuidelines(),

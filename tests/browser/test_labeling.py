@@ -192,11 +192,19 @@ def test_s_skips_and_f_flags(page, labeling):
     expect(page.locator("#stage")).to_have_attribute("data-mode", "blurred")
     item = shown_item(page)
 
+    # F opens a note box; typing in it triggers no hotkey; Enter sends the flag with its note.
+    note = page.get_by_label("Note for the policy reviewers")
+    expect(note).to_be_hidden()
     page.keyboard.press("f")
+    expect(note).to_be_focused()
+    note.type("Is a toy gun a weapon? s")
+    assert not Annotation.objects.exists(), "typing in the note answers nothing"
+    page.keyboard.press("Enter")
     expect(page.locator("#status")).to_contain_text("Flagged for policy review")
     expect(page.get_by_role("button", name="Flag for policy review")).to_have_attribute("aria-pressed", "true")
+    expect(note).to_be_hidden()
     flag = Annotation.objects.get(kind="flag")
-    assert (flag.image_id, flag.user) == (item.image_id, moderator)
+    assert (flag.image_id, flag.user, flag.note) == (item.image_id, moderator, "Is a toy gun a weapon? s")
     expect(page.locator("#stage")).to_have_attribute("data-item-id", str(item.pk))
 
     page.keyboard.press("s")

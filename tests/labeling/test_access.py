@@ -38,6 +38,7 @@ from labeling.models import (
     Annotation,
     Assignment,
     Category,
+    FlagResolution,
     Image,
     Job,
     Membership,
@@ -50,6 +51,7 @@ from labeling.models import (
 from labeling.services import (
     adjudication,
     exports,
+    flags,
     ingest,
     projects,
     queue,
@@ -147,6 +149,9 @@ def build_world(*, project, admin_user, moderator, outsider, folder: Path) -> Wo
     labeled = queue_next(user=moderator, project=project)
     # No folder pre-labels "weapons", so this answer is told apart from the import's pre-label.
     annotation_submit(user=moderator, item_id=labeled.item.pk, client_key="world-label", category_key="weapons")
+    annotation_submit(
+        user=moderator, item_id=labeled.item.pk, client_key="world-flag", kind="flag", note="is a toy gun a weapon?"
+    )
     items = {
         "moderator": queue_next(user=moderator, project=project).item.pk,
         "admin": queue_next(user=admin_user, project=project).item.pk,
@@ -190,7 +195,7 @@ def stored_state() -> dict:
     return {
         "projects": list(Project.objects.order_by("pk").values_list("pk", "slug", "overlap", "quality")),
         "users": list(get_user_model().objects.order_by("pk").values_list("pk", "username")),
-        "categories": list(Category.objects.order_by("pk").values_list("pk", "key", "name", "order")),
+        "categories": list(Category.objects.order_by("pk").values_list("pk", "key", "name", "order", "guideline")),
         "memberships": list(
             Membership.objects.order_by("pk").values_list("pk", "role", "reveal_budget", "blur_strength", "greyscale")
         ),
@@ -201,6 +206,7 @@ def stored_state() -> dict:
         "assignments": list(Assignment.objects.order_by("pk").values_list("pk", "completed", "expires")),
         "annotations": Annotation.objects.count(),
         "adjudications": Adjudication.objects.count(),
+        "flag_resolutions": FlagResolution.objects.count(),
         "reveals": list(Reveal.objects.order_by("pk").values_list("pk", "duration_ms")),
         "model_versions": ModelVersion.objects.count(),
         "tokens": Token.objects.count(),
@@ -343,6 +349,12 @@ EXPECTED: dict[str, list[Row]] = {
         api_admin("POST", 201, data={"category": "drugs", "reason": "a syringe is visible"}),
     ],
     "api-gold": [api_admin("POST", 204, data={"category": "violence"})],
+    # The flag queue: who flagged what and why is for the admins who resolve flags.
+    "api-flags": [api_admin("GET", 200)],
+    "api-flag-resolutions": [
+        api_admin("GET", 200),
+        api_admin("POST", 201, data={"action": "dismiss", "note": "within the guideline"}),
+    ],
     "api-image": [api_read()],
     "api-job": [api_read()],
     "api-schema": [Row("GET", (200, 200, 200, 200), allowed=EVERYONE)],
@@ -434,6 +446,16 @@ EXPECTED: dict[str, list[Row]] = {
             Redirect("project-review"),
             Redirect("project-review"),
             data={"category": "drugs", "reason": "a syringe"},
+            writes=True,
+        )
+    ],
+    "project-flags": [admin_page("GET", Redirect("project-detail"), 200)],
+    "project-flags-resolve": [
+        admin_page(
+            "POST",
+            Redirect("project-flags"),
+            Redirect("project-flags"),
+            data={"action": "dismiss", "note": "within the guideline"},
             writes=True,
         )
     ],
@@ -632,6 +654,9 @@ SERVICES: dict[tuple[str, str], ServiceCall] = {
     ),
     ("api-adjudications", "POST"): lambda w, role, user: adjudication.adjudicate(
         actor=user, image=w.image, category_key="drugs", reason="a syringe is visible"
+    ),
+    ("api-flag-resolutions", "POST"): lambda w, role, user: flags.flag_resolve(
+        actor=user, image=w.image, action="dismiss", note="within the guideline"
     ),
     ("api-gold", "POST"): lambda w, role, user: adjudication.gold_set(
         actor=user, image=w.image, category_key="violence"

@@ -9,7 +9,7 @@ from django.urls import reverse
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("model", ["annotation", "adjudication", "reveal"])
+@pytest.mark.parametrize("model", ["annotation", "adjudication", "flagresolution", "reveal"])
 def test_records_are_read_only_in_the_admin(client, make_user, model):
     root = make_user("root", is_staff=True, is_superuser=True)
     client.force_login(root)

@@ -197,3 +197,51 @@ def test_export_files_are_private(
     assert api(moderator).get(url).status_code == 404
     assert api(outsider).get(url).status_code == 404
     assert api().get(url).status_code in (401, 403)
+
+
+def test_open_flags_are_a_column_in_every_format(api, project, admin_user, labeled, django_capture_on_commit_callbacks):
+    from labeling.models import Annotation, Assignment
+    from labeling.services.flags import flag_resolve
+
+    flagged_id, dismissed_id = sorted(labeled["labeled"])[1:3]
+    for n, (image_id, note) in enumerate(
+        [(flagged_id, "Toy gun?"), (flagged_id, ""), (flagged_id, "Second look, please"), (dismissed_id, "Blood?")]
+    ):
+        lease = Assignment.objects.filter(item__image_id=image_id).order_by("pk").first()
+        annotation_submit(user=lease.user, item_id=lease.item_id, client_key=f"flag-{n}", kind="flag", note=note)
+    assert Annotation.objects.filter(kind="flag").count() == 4
+    flag_resolve(actor=admin_user, image=Image.objects.get(pk=dismissed_id), action="dismiss", note="Paint.")
+
+    rows = [
+        json.loads(line)
+        for line in run_export(api, admin_user, project, "jsonl", django_capture_on_commit_callbacks)
+        .decode()
+        .splitlines()
+    ]
+    by_id = {row["image_id"]: row for row in rows}
+    assert (by_id[flagged_id]["flagged"], by_id[flagged_id]["flag_notes"]) == (True, "Toy gun?\nSecond look, please")
+    assert (by_id[dismissed_id]["flagged"], by_id[dismissed_id]["flag_notes"]) == (False, ""), (
+        "a dismissed flag is closed"
+    )
+    assert [r["image_id"] for r in rows if r["flagged"]] == [flagged_id]
+
+    body = run_export(api, admin_user, project, "csv", django_capture_on_commit_callbacks).decode()
+    csv_rows = {int(r["image_id"]): r for r in csv.DictReader(io.StringIO(body))}
+    assert (csv_rows[flagged_id]["flagged"], csv_rows[flagged_id]["flag_notes"]) == (
+        "True",
+        "Toy gun?\nSecond look, please",
+    )
+    assert csv_rows[dismissed_id]["flagged"] == "False"
+
+    tasks = json.loads(run_export(api, admin_user, project, "labelstudio", django_capture_on_commit_callbacks))
+    assert [t["id"] for t in tasks if t["meta"]["flagged"]] == [flagged_id]
+
+    archive = zipfile.ZipFile(
+        io.BytesIO(run_export(api, admin_user, project, "huggingface", django_capture_on_commit_callbacks))
+    )
+    metadata = [json.loads(line) for line in archive.read("train/metadata.jsonl").decode().splitlines()]
+    assert [m["image_id"] for m in metadata if m["flagged"]] == [flagged_id]
+    folder = zipfile.ZipFile(
+        io.BytesIO(run_export(api, admin_user, project, "imagefolder", django_capture_on_commit_callbacks))
+    )
+    assert len(folder.namelist()) == len(labeled["labeled"]), "the ImageFolder layout is unchanged"
