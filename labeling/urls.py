@@ -1,11 +1,13 @@
 from django.urls import path
 
-from labeling.views import dashboard, images, labeling, projects, review
+from labeling.views import dashboard, images, items, labeling, projects, review
 
 urlpatterns = [
     path("", projects.project_list, name="project-list"),
     path("projects/<slug:slug>/", projects.project_detail, name="project-detail"),
     path("projects/<slug:slug>/upload/", projects.project_upload, name="project-upload"),
+    path("projects/<slug:slug>/items/", items.item_browser, name="project-items"),
+    path("projects/<slug:slug>/items/<int:image_id>/", items.item_page, name="project-item"),
     path("projects/<slug:slug>/label/", labeling.label_page, name="label"),
     path(
         "projects/<slug:slug>/label/preferences/",
