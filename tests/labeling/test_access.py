@@ -48,6 +48,7 @@ from labeling.models import (
 )
 from labeling.services import (
     adjudication,
+    corrections,
     exports,
     ingest,
     projects,
@@ -109,6 +110,7 @@ class World:
     items: dict[str, int]
     reveals: dict[str, int]
     head: ModelVersion
+    annotation: Annotation
 
     def url_kwargs(self, route: str, params: tuple[str, ...], role: str, extra: dict) -> dict:
         values = {
@@ -118,6 +120,7 @@ class World:
             "reveal_id": self.reveals[role],
             "job_id": self.export_job.pk if route == "api-export-download" else self.import_job.pk,
             "pk": self.head.pk,
+            "annotation_id": self.annotation.pk,
         }
         return {name: extra[name] if name in extra else values[name] for name in params}
 
@@ -145,7 +148,9 @@ def build_world(*, project, admin_user, moderator, outsider, folder: Path) -> Wo
 
     labeled = queue_next(user=moderator, project=project)
     # No folder pre-labels "weapons", so this answer is told apart from the import's pre-label.
-    annotation_submit(user=moderator, item_id=labeled.item.pk, client_key="world-label", category_key="weapons")
+    annotation, _ = annotation_submit(
+        user=moderator, item_id=labeled.item.pk, client_key="world-label", category_key="weapons"
+    )
     items = {
         "moderator": queue_next(user=moderator, project=project).item.pk,
         "admin": queue_next(user=admin_user, project=project).item.pk,
@@ -173,6 +178,7 @@ def build_world(*, project, admin_user, moderator, outsider, folder: Path) -> Wo
         items=items,
         reveals=reveals,
         head=head,
+        annotation=annotation,
     )
 
 
@@ -302,6 +308,8 @@ EXPECTED: dict[str, list[Row]] = {
     "api-embed": [api_admin("POST", 202)],
     "api-categories": [api_read(), api_admin("POST", 201, data={"key": "spam", "name": "Spam"})],
     "api-annotations": [api_read()],
+    # A moderator corrects their own label (the world's one label is the moderator's); an admin anyone's.
+    "api-annotation-correct": [api_member_write(201, data={"category": "violence", "client_key": "correct-once"})],
     "api-model-versions": [api_read()],
     # The classifier: any member may ask it for predictions; its file and card are for admins.
     "api-predict": [api_member_write(200, data=one_image, body="multipart")],
@@ -343,6 +351,8 @@ EXPECTED: dict[str, list[Row]] = {
         admin_page("POST", Redirect("project-detail"), Redirect("project-detail"), data=one_upload, writes=True)
     ],
     "label": [page_read()],
+    "project-items": [page_read(), page_read(data={"label": "weapons", "sort": "-confidence"})],
+    "project-item": [page_read()],
     "label-preferences": [
         Row(
             "POST",
@@ -579,6 +589,9 @@ SERVICES: dict[tuple[str, str], ServiceCall] = {
         user=user, reveal_id=w.reveals[role], duration_ms=1500
     ),
     ("image-file", "GET"): lambda w, role, user: wellbeing.reveal_record(user=user, image=w.image),
+    ("api-annotation-correct", "POST"): lambda w, role, user: corrections.annotation_correct(
+        actor=user, annotation_id=w.annotation.pk, category_key="violence", client_key="correct-once"
+    ),
 }
 
 
