@@ -34,9 +34,10 @@ class ImageListItemSerializer(s.ImageOutputSerializer):
 
 
 class ImagePageSerializer(serializers.Serializer):
-    count = serializers.IntegerField(allow_null=True, help_text="Matching images; on the first page only.")
-    count_exact = serializers.BooleanField(
-        help_text="False when the label or agreement filter makes the count an upper bound."
+    count = serializers.IntegerField(
+        allow_null=True,
+        help_text="Matching images, up to a minute old; on the first page only, and not with the label or "
+        "agreement filters (checked a page at a time).",
     )
     next = serializers.CharField(allow_null=True, help_text="The next page (keyset cursor); null on the last.")
     results = ImageListItemSerializer(many=True)
@@ -69,7 +70,6 @@ class ProjectImageListApi(APIView):
         return Response(
             {
                 "count": page.count,
-                "count_exact": page.count_exact,
                 "next": next_url,
                 "results": ImageListItemSerializer([row.image for row in page.rows], many=True, context=context).data,
             }

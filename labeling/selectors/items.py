@@ -25,7 +25,8 @@ are first narrowed in SQL to a superset (an adjudication that decides it, or a c
 label that could make the consensus, or the head's or the import's label where nothing
 else decides), then each candidate's final label is checked by the one rule. A page
 checks at most ``SCAN_LIMIT`` candidates: it may hold fewer rows than asked, with a
-cursor to carry on, and its count is then an upper bound (``count_exact`` false).
+cursor to carry on; such a listing is not counted (``count`` None), since only walking
+it to the end would tell.
 Counts are cached for ``COUNT_SECONDS`` per project, viewer and filters (so a count may be
 that old), and asked for on the first page only.
 """
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
@@ -92,9 +94,13 @@ class Cursor:
     def decode(cls, raw: str, *, sort: str) -> Cursor:
         try:
             if sort.lstrip("-") == "id":
-                return cls(None, int(raw))
-            value, pk = raw.rsplit("_", 1)
-            return cls(float(value), int(pk))
+                cursor = cls(None, int(raw))
+            else:
+                value, pk = raw.rsplit("_", 1)
+                cursor = cls(float(value), int(pk))
+            if not 0 <= cursor.pk < 2**63 or (cursor.value is not None and not math.isfinite(cursor.value)):
+                raise ValueError(raw)
+            return cursor
         except ValueError:
             raise ApplicationError(
                 f"cursor {raw[:40]!r} is not a cursor of this listing (sort {sort!r}).", extra={"field": "cursor"}
@@ -115,7 +121,6 @@ class ItemPage:
     rows: list[ItemRow]
     next_cursor: str | None
     count: int | None
-    count_exact: bool
     scanned: int
     head: ModelVersion | None
     notes: list[str] = field(default_factory=list)
@@ -235,15 +240,20 @@ def _sorted(images: QuerySet, query: ItemQuery, head: ModelVersion | None, curso
             code="no_head",
             extra={"field": "sort"},
         )
-    images = images.filter(predictions__model_version=head).annotate(sort_value=F(f"predictions__{key}"))
+    # Ordered and bounded by the prediction's own columns, so that the walk follows the index
+    # (model_version, value, image) from the cursor on: an upper (or lower) bound on the value,
+    # then the ties at the cursor's value after its image.
+    images = images.filter(predictions__model_version=head).annotate(
+        sort_value=F(f"predictions__{key}"), sort_image=F("predictions__image")
+    )
     images = images.filter(sort_value__isnull=False)
     if cursor is not None:
-        value = cursor.value
+        value, pk = cursor.value, cursor.pk
         if descending:
-            images = images.filter(Q(sort_value__lt=value) | Q(sort_value=value, pk__lt=cursor.pk))
+            images = images.filter(Q(sort_value__lte=value) & ~Q(sort_value=value, sort_image__gte=pk))
         else:
-            images = images.filter(Q(sort_value__gt=value) | Q(sort_value=value, pk__gt=cursor.pk))
-    return images.order_by(*(("-sort_value", "-pk") if descending else ("sort_value", "pk")))
+            images = images.filter(Q(sort_value__gte=value) & ~Q(sort_value=value, sort_image__lte=pk))
+    return images.order_by(*(("-sort_value", "-sort_image") if descending else ("sort_value", "sort_image")))
 
 
 def items_page(
@@ -281,15 +291,25 @@ def items_page(
                 next_cursor = position.encode() if more and position is not None else None
                 break
     count = None
-    if cursor is None:
+    if cursor is None and not check:
         viewer = 0 if permissions.can_review(user, project) else user.pk
-        listing = _sorted(images, query, head, None).order_by()
         count = cache.get_or_set(
             f"veil:items-count:{project.pk}@{project.created.timestamp()}:{viewer}:{query.key()}",
-            listing.count,
+            lambda: _count(images, query, head),
             COUNT_SECONDS,
         )
-    return ItemPage(rows=rows, next_cursor=next_cursor, count=count, count_exact=not check, scanned=scanned, head=head)
+    return ItemPage(rows=rows, next_cursor=next_cursor, count=count, scanned=scanned, head=head)
+
+
+def _count(images: QuerySet, query: ItemQuery, head: ModelVersion | None) -> int:
+    """How many rows the listing holds: sorted by a prediction's value and otherwise
+    unfiltered, counted on the head's predictions index alone."""
+    key = query.sort.lstrip("-")
+    if key == "id":
+        return images.count()
+    if query == ItemQuery(sort=query.sort):
+        return Prediction.objects.filter(model_version=head, **{f"{key}__isnull": False}).count()
+    return _sorted(images, query, head, None).order_by().count()
 
 
 def _cursor_of(image: Image, query: ItemQuery) -> Cursor:
