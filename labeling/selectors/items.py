@@ -13,6 +13,7 @@ What each filter means:
 - ``agreement`` (admins): ``split`` (the moderators' current labels disagree) or ``full``
   (they all agree, at least one label).
 - ``flagged``: has a flag for policy review (a moderator: one of their own flags).
+- Every member sees the active head's predictions (as any member may ask the classifier).
 - ``sort``: by id (the default), or by the active head's ``confidence`` or ``entropy``
   (ascending; ``-`` first for descending), which lists only images the head predicted.
 
