@@ -27,8 +27,7 @@ install-dev: $(INSTALLED_DEV)
 
 demo: install
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py demo_setup
-	$(BIN)/python manage.py serve 127.0.0.1:8000
+	$(BIN)/python manage.py serve --demo 127.0.0.1:8000
 
 serve: install
 	$(BIN)/python manage.py serve 127.0.0.1:8000

@@ -1,6 +1,6 @@
 """Ingest throughput and near-duplicate look-up speed.
 
-    python -m bench.ingest [--data DIR] [--limit N] [--workers 2]
+    python -m bench.ingest [--data DIR] [--workers 2] [--lookup-n 1000000]
 
 Imports DIR into a fresh project (a throw-away SQLite database and media folder) and
 compares the rate with a bare loop over the same files that only decodes and hashes

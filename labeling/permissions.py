@@ -58,7 +58,8 @@ can_label = Rule("label its images", MEMBERS)
 can_reveal = Rule("reveal its images", MEMBERS)
 can_predict = Rule("ask its classifier", MEMBERS)
 can_administer = Rule("do this", ADMINS)
-can_manage_project = Rule("change its categories and reveal budgets", ADMINS)
+can_manage_project = Rule("change its settings, categories and reveal budgets", ADMINS)
+can_manage_members = Rule("add, change or remove its members", ADMINS)
 can_import = Rule("import images", ADMINS)
 can_run_jobs = Rule("start rounds and training jobs", ADMINS)
 can_adjudicate = Rule("adjudicate or mark gold items", ADMINS)
@@ -70,6 +71,16 @@ can_export = Rule("export its labels and classifier", ADMINS)
 
 def can_create_project(user) -> bool:
     return user is not None and user.is_authenticated and user.is_staff
+
+
+def administers_any_project(user) -> bool:
+    """Whether ``user`` is staff, a superuser or an admin of some project: the people the
+    API's documentation is for (a moderator needs only the labeling page)."""
+    if user is None or not user.is_authenticated:
+        return False
+    if user.is_staff or user.is_superuser:
+        return True
+    return Membership.objects.filter(user=user, role=Membership.Role.ADMIN).exists()
 
 
 def refusal(rule: Rule, role: str | None, project: Project) -> Exception | None:

@@ -1,10 +1,24 @@
 from django.urls import path
 
-from labeling.views import dashboard, images, items, labeling, projects, review
+from labeling.views import dashboard, images, items, labeling, projects, review, settings
 
 urlpatterns = [
     path("", projects.project_list, name="project-list"),
+    path("new-project/", settings.project_create, name="project-create"),
     path("projects/<slug:slug>/", projects.project_detail, name="project-detail"),
+    path("projects/<slug:slug>/settings/", settings.project_settings, name="project-settings"),
+    path("projects/<slug:slug>/settings/categories/", settings.project_categories, name="project-categories"),
+    path("projects/<slug:slug>/settings/members/", settings.project_member_add, name="project-member-add"),
+    path(
+        "projects/<slug:slug>/settings/members/<str:username>/",
+        settings.project_member_change,
+        name="project-member-change",
+    ),
+    path(
+        "projects/<slug:slug>/settings/members/<str:username>/remove/",
+        settings.project_member_remove,
+        name="project-member-remove",
+    ),
     path("projects/<slug:slug>/upload/", projects.project_upload, name="project-upload"),
     path("projects/<slug:slug>/items/", items.item_browser, name="project-items"),
     path("projects/<slug:slug>/items/<int:image_id>/", items.item_page, name="project-item"),

@@ -69,3 +69,32 @@ def test_production_refuses_to_start_without_a_secret(tmp_path):
         [sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert out.returncode != 0 and "DJANGO_SECRET_KEY" in out.stderr
+
+
+SERVE_PROBE = """
+import json, django
+django.setup()
+from django.conf import settings
+from django.test import Client
+client = Client(raise_request_exception=False, HTTP_HOST="127.0.0.1")
+missing = client.get("/no-such-page/")
+style = client.get("/static/css/veil.css")
+docs_script = client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+print(json.dumps({
+    "debug": settings.DEBUG,
+    "missing": [missing.status_code, missing.content.decode()],
+    "static": [style.status_code, docs_script.status_code],
+}))
+"""
+
+
+def test_demo_mode_shows_veils_error_pages_and_still_serves_static_files(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "CELERY_", "VEIL_", "DJANGO_"))}
+    clean.update(VEIL_VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="moderation.settings.local")
+    out = subprocess.run([sys.executable, "-c", SERVE_PROBE], cwd=ROOT, env=clean, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["debug"] is False
+    status, page = found["missing"]
+    assert status == 404 and 'data-status="404"' in page and "URLconf" not in page
+    assert found["static"] == [200, 200]

@@ -19,7 +19,6 @@ from labeling.selectors.labels import final_labels_for_user
 from labeling.selectors.projects import project_get_for_user
 from labeling.services import adjudication
 from labeling.services.ingest import import_job_submit
-from ml.quality import QualityConfig
 
 
 class ImageListItemSerializer(s.ImageOutputSerializer):
@@ -89,7 +88,7 @@ class ImageUploadApi(APIView):
 
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(request={"multipart/form-data": s.UploadInputSerializer}, responses={202: s.JobOutputSerializer})
+    @extend_schema(request={"multipart/form-data": s.UploadInputSerializer}, responses={202: s.UploadOutputSerializer})
     def post(self, request, slug: str):
         project = project_get_for_user(user=request.user, slug=slug, rule=permissions.can_import)
         data = s.UploadInputSerializer(
@@ -98,7 +97,6 @@ class ImageUploadApi(APIView):
                 "source": request.data.get("source", ""),
                 "labels_from_folders": request.data.get("labels_from_folders", False),
             },
-            context={"formats": QualityConfig.from_dict(project.quality).formats},
         )
         data.is_valid(raise_exception=True)
         job = import_job_submit(
@@ -108,7 +106,7 @@ class ImageUploadApi(APIView):
             source=data.validated_data["source"],
             labels_from_folders=data.validated_data["labels_from_folders"],
         )
-        return Response(s.JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        return Response(s.UploadOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 class AdjudicationInputSerializer(serializers.Serializer):

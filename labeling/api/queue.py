@@ -72,6 +72,23 @@ class QueueNextApi(APIView):
         return Response(LeaseOutputSerializer(lease_data(lease, user=request.user, membership=membership)).data)
 
 
+class QueueStatusOutputSerializer(serializers.Serializer):
+    progress = serializers.DictField(
+        help_text="The open rounds' items and finished items; your labels, undone ones left out."
+    )
+    wellbeing = serializers.DictField()
+
+
+class QueueStatusApi(APIView):
+    """The labeling page's counters, polled while it waits and after each answer."""
+
+    @extend_schema(responses={200: QueueStatusOutputSerializer})
+    def get(self, request, slug: str):
+        membership = membership_get_for_user(user=request.user, slug=slug)
+        data = queue.lease_status(user=request.user, project=membership.project, membership=membership)
+        return Response(QueueStatusOutputSerializer(data).data)
+
+
 class SubmitInputSerializer(serializers.Serializer):
     client_key = serializers.CharField(max_length=64)
     kind = serializers.ChoiceField(choices=["label", "skip", "flag"], default="label")

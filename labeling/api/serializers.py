@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from labeling.models import REASON_CHOICES, Annotation, Category, Image, Job, Project, SelectionStrategy
 from labeling.selectors.images import image_metadata
 from labeling.selectors.items import AGREEMENTS, LABEL_SOURCES, MAX_PAGE_SIZE, PAGE_SIZE, SORTS, ItemQuery
 from labeling.selectors.labels import LabelSource
-from labeling.services.uploads import upload_problem
 
 
 def shown(raw, width: int = 40) -> str:
@@ -184,22 +184,36 @@ class JobOutputSerializer(serializers.ModelSerializer):
 class UploadInputSerializer(serializers.Serializer):
     """Images or zip archives. ``context["formats"]``: the project's image formats.
 
-    What is wrong with the upload as a whole is refused here, naming the file: an empty
-    file, a file that is neither an image nor a zip archive, an unreadable archive, an
-    archive entry whose path leaves the archive. What is wrong with a picture (too
-    small, corrupt, blank...) is the import's business: it becomes a rejected image row.
+    Each file gets its own outcome (:func:`labeling.services.ingest.import_job_create`):
+    one that cannot be imported at all (empty, neither an image nor a zip archive, an
+    unreadable archive, an archive entry whose path leaves the archive) is refused by
+    name in the answer's ``refused`` while the others are imported; a request whose
+    files are all refused is answered 400, naming each. What is wrong with a picture
+    (too small, corrupt, blank...) becomes a rejected image row.
     """
 
     files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False)
     source = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     labels_from_folders = serializers.BooleanField(required=False, default=False)
 
-    def validate_files(self, files):
-        formats = self.context.get("formats") or ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
-        problems = [problem for upload in files if (problem := upload_problem(upload, formats))]
-        if problems:
-            raise serializers.ValidationError(problems)
-        return files
+
+class RefusedFileSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    reason = serializers.CharField(help_text="The reason code, as on a rejected image row.")
+    detail = serializers.CharField()
+
+
+class UploadOutputSerializer(JobOutputSerializer):
+    refused = serializers.SerializerMethodField(help_text="The uploaded files that were not imported, and why.")
+
+    class Meta(JobOutputSerializer.Meta):
+        fields = [*JobOutputSerializer.Meta.fields, "refused"]
+
+    @extend_schema_field(RefusedFileSerializer(many=True))
+    def get_refused(self, job) -> list[dict]:
+        return [
+            {"name": issue.name, "reason": issue.reason, "detail": issue.detail} for issue in job.import_issues.all()
+        ]
 
 
 class ClassBalanceRowSerializer(serializers.Serializer):

@@ -31,6 +31,7 @@ urlpatterns = [
         name="api-import-summary",
     ),
     path("projects/<slug:slug>/queue/next/", queue.QueueNextApi.as_view(), name="api-queue-next"),
+    path("projects/<slug:slug>/queue/status/", queue.QueueStatusApi.as_view(), name="api-queue-status"),
     path("projects/<slug:slug>/queue/undo/", queue.QueueUndoApi.as_view(), name="api-queue-undo"),
     path("queue/items/<int:item_id>/submit/", queue.QueueSubmitApi.as_view(), name="api-queue-submit"),
     path("reveals/<int:reveal_id>/finish/", queue.RevealFinishApi.as_view(), name="api-reveal-finish"),

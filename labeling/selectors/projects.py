@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 
 from labeling import permissions
 from labeling.errors import NotFound
-from labeling.models import Membership, ModelVersion, Project
+from labeling.models import Annotation, Membership, ModelVersion, Project, Round
 from labeling.permissions import project_role
+from labeling.services.wellbeing import reveal_budget
 
 __all__ = [
     "membership_get_for_user",
     "model_version_get_for_user",
     "project_get_for_user",
+    "project_links",
+    "project_members",
+    "project_overview",
     "project_role",
     "projects_for_user",
+    "projects_overview",
 ]
+
+# The pages of a project, in the order the navigation shows them: (URL name, title, rule).
+PROJECT_PAGES = (
+    ("project-detail", "Project", permissions.can_view),
+    ("label", "Label", permissions.can_label),
+    ("project-items", "Items", permissions.can_view),
+    ("project-dashboard", "Dashboard", permissions.can_run_jobs),
+    ("project-review", "Review", permissions.can_review),
+    ("project-settings", "Settings", permissions.can_manage_project),
+)
 
 
 def projects_for_user(*, user) -> QuerySet[Project]:
@@ -67,3 +84,61 @@ def model_version_get_for_user(
     if version is None:
         raise NotFound(f"Model version {pk} not found in project {slug!r}.")
     return version
+
+
+def project_links(*, project: Project, role: str | None) -> list[dict]:
+    """The pages of ``project`` a user of ``role`` may open: ``{"name", "title", "url"}``,
+    in :data:`PROJECT_PAGES` order. A page whose route is not installed is left out."""
+    links = []
+    for name, title, rule in PROJECT_PAGES:
+        if not rule.allows(role):
+            continue
+        try:
+            url = reverse(name, kwargs={"slug": project.slug})
+        except NoReverseMatch:
+            continue
+        links.append({"name": name, "title": title, "url": url})
+    return links
+
+
+def project_overview(*, project: Project, role: str | None) -> dict:
+    """What the project list says of one project: its open round's progress, today's
+    labels, the active head's accuracy and the pages the user's role may open."""
+    current = Round.objects.filter(project=project, status=Round.Status.OPEN).order_by("number").first()
+    progress = {"total": 0, "done": 0}
+    if current is not None:
+        progress = current.items.aggregate(total=Count("pk"), done=Count("pk", filter=Q(done=True)))
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    head = ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.HEAD, is_active=True).first()
+    return {
+        "project": project,
+        "role": role,
+        "round": current,
+        "done": progress["done"],
+        "total": progress["total"],
+        "labels_today": Annotation.objects.filter(
+            image__project=project, kind=Annotation.Kind.LABEL, created__gte=start
+        ).count(),
+        "accuracy": head.metrics.get("accuracy") if head is not None else None,
+        "links": project_links(project=project, role=role),
+    }
+
+
+def projects_overview(*, user) -> list[dict]:
+    """:func:`project_overview` of every project the user may see."""
+    roles = (
+        dict(Membership.objects.filter(user=user).values_list("project_id", "role")) if user.is_authenticated else {}
+    )
+    projects = projects_for_user(user=user).prefetch_related("categories")
+    return [
+        project_overview(project=project, role=permissions.role_of(user, roles.get(project.pk))) for project in projects
+    ]
+
+
+def project_members(*, project: Project) -> list[dict]:
+    """The members of a project, admins first, each with today's reveal budget."""
+    memberships = Membership.objects.filter(project=project).select_related("user").order_by("role", "user__username")
+    return [
+        {"membership": m, "user": m.user, "budget": reveal_budget(user=m.user, project=project, membership=m)}
+        for m in memberships
+    ]

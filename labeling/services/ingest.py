@@ -373,13 +373,24 @@ def import_job_create(
 
     ``paths`` are folders or archives on the worker's disk; ``uploads`` are Django
     ``UploadedFile`` objects (images or zip archives) from the UI or the API.
+
+    Each uploaded file gets its own outcome: one that cannot be imported at all
+    (:func:`labeling.services.uploads.upload_problem`) is not stored and becomes an
+    ``ImportIssue`` of the job, named with its reason, and counted in the job's summary;
+    the others are imported. Only when no file is left is the whole request refused.
     """
     if not paths and not uploads:
         raise ApplicationError("Nothing to import: give at least one file.", code="no_files", extra={"field": "files"})
     formats = QualityConfig.from_dict(project.quality).formats
-    problems = [problem for upload in uploads if (problem := upload_problem(upload, formats))]
-    if problems:
-        raise ApplicationError(" ".join(problems), code="bad_upload", extra={"field": "files"})
+    refused = [(upload, problem) for upload in uploads if (problem := upload_problem(upload, formats))]
+    if refused and len(refused) == len(uploads) and not paths:
+        raise ApplicationError(
+            "None of the files can be imported: " + " ".join(problem.message for _, problem in refused),
+            code="bad_upload",
+            extra={"field": "files", "refused": [upload.name for upload, _ in refused]},
+        )
+    refused_ids = {id(upload) for upload, _ in refused}
+    uploads = [upload for upload in uploads if id(upload) not in refused_ids]
     with transaction.atomic():
         job = job_create(
             project=project,
@@ -390,7 +401,14 @@ def import_job_create(
                 "uploads": [],
                 "source": source,
                 "labels_from_folders": labels_from_folders,
+                "refused": [problem.reason.value for _, problem in refused],
             },
+        )
+        ImportIssue.objects.bulk_create(
+            ImportIssue(
+                job=job, name=(upload.name or "(unnamed)")[:1024], reason=problem.reason, detail=problem.message[:500]
+            )
+            for upload, problem in refused
         )
         stored = []
         saved = False
@@ -476,4 +494,8 @@ def _run(job: Job, report: ProgressCallback, workers: int) -> ImportSummary:
             progress=report,
             workers=workers,
         )
+    # The uploaded files refused before the job was created (their ImportIssue rows exist).
+    for reason in params.get("refused", []):
+        summary.total += 1
+        summary.counts[ImportOutcome(reason)] += 1
     return summary

@@ -18,6 +18,7 @@ the label and hands the item back to the same moderator.
 from __future__ import annotations
 
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -351,6 +352,8 @@ def annotation_undo(*, user, project: Project, client_key: str) -> Annotation | 
             if last.kind == Annotation.Kind.LABEL and item.labels_count:
                 item.labels_count -= 1
             if last.kind == Annotation.Kind.LABEL or item.skipped:
+                if item.done:
+                    _round_done_changed(project.pk)
                 item.done = not item.is_gold and item.labels_count >= project.overlap
                 item.skipped = False
                 item.save(update_fields=["labels_count", "done", "skipped"])
@@ -388,6 +391,7 @@ def _after_label(item: QueueItem) -> None:
     """
     if not item.done:
         return
+    _round_done_changed(item.round.project_id)
     Round.objects.select_for_update().filter(pk=item.round_id).values_list("pk", flat=True).first()
     if _open_items(item.round.project).filter(round=item.round, is_gold=False).exists():
         return
@@ -403,8 +407,9 @@ def lease_status(*, user, project: Project, open_rounds: tuple[OpenRound, ...] |
     each from an index rather than the round: a round's size is cached (its items are
     written with it, in one transaction), and its finished items are counted from
     whichever side, done or not, is smaller, at most once per ``ROUND_DONE_SECONDS``
-    (everyone's progress, a moment old: the moderator's own work shows in their own
-    counts at once). ``open_rounds`` and ``membership``: the project's open rounds and
+    and again as soon as an item of the project is finished or reopened (the count's key
+    carries a version that :func:`_round_done_changed` replaces), so the counts never lag
+    behind the labels. ``my_labels`` leaves out labels that were undone. ``open_rounds`` and ``membership``: the project's open rounds and
     the user's membership, when the caller has just read them.
     """
     rounds = _open_rounds(project) if open_rounds is None else open_rounds
@@ -412,7 +417,8 @@ def lease_status(*, user, project: Project, open_rounds: tuple[OpenRound, ...] |
     total = sum(_round_size(r.pk, r.created) for r in rounds)
     # With the rounds' creation times, so that an id handed out again after a rollback is a new key.
     rounds_key = ",".join(f"{r.pk}@{r.created.timestamp()}" for r in rounds)
-    key, mostly_done_key = f"veil:rounds-done:{rounds_key}", f"veil:rounds-mostly-done:{rounds_key}"
+    version = cache.get(_done_version_key(project.pk), "")
+    key, mostly_done_key = f"veil:rounds-done:{rounds_key}:{version}", f"veil:rounds-mostly-done:{rounds_key}"
     done = cache.get(key) if round_ids else 0
     mostly_done = bool(round_ids) and cache.get(mostly_done_key, False)
     side = None if done is not None else not mostly_done
@@ -439,11 +445,22 @@ def lease_status(*, user, project: Project, open_rounds: tuple[OpenRound, ...] |
     }
 
 
+def _done_version_key(project_id: int) -> str:
+    return f"veil:rounds-done-version:{project_id}"
+
+
+def _round_done_changed(project_id: int) -> None:
+    """After the transaction commits, make the next :func:`lease_status` count the
+    project's finished items again."""
+    transaction.on_commit(lambda: cache.set(_done_version_key(project_id), uuid.uuid4().hex, ROUND_SIZE_SECONDS))
+
+
 def _lease_counts(*, user, project: Project, round_ids: list[int], count_done: bool | None) -> dict[str, int | None]:
     """The counts of :func:`lease_status` in one round trip.
 
-    ``labels`` and ``labels_today``: the user's labels in the project (found through
-    their rounds, which every label has, so that no image row is read per label);
+    ``labels`` and ``labels_today``: the user's labels in the project that no undo
+    retracted (found through their rounds, which every label has, so that no image row
+    is read per label);
     ``reveals_today``: their sensitive reveals since midnight; ``side``: the open
     rounds' items that are done (``count_done``) or not; not counted (None) when
     ``count_done`` is None.
@@ -460,7 +477,8 @@ def _lease_counts(*, user, project: Project, round_ids: list[int], count_done: b
             (SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN a.created >= %s THEN 1 ELSE 0 END), 0) AS today
                FROM {annotation} a
               WHERE a.user_id = %s AND a.kind = %s
-                AND a.round_id IN (SELECT id FROM {round_} WHERE project_id = %s)) labels,
+                AND a.round_id IN (SELECT id FROM {round_} WHERE project_id = %s)
+                AND NOT EXISTS (SELECT 1 FROM {annotation} u WHERE u.supersedes_id = a.id AND u.kind = %s)) labels,
             (SELECT COUNT(*) AS n FROM {reveal} r JOIN {image} i ON i.id = r.image_id
               WHERE r.user_id = %s AND r.sensitive = %s AND r.created >= %s AND i.project_id = %s) reveals,
             ({items}) items
@@ -470,6 +488,7 @@ def _lease_counts(*, user, project: Project, round_ids: list[int], count_done: b
         user.pk,
         Annotation.Kind.LABEL,
         project.pk,
+        Annotation.Kind.RETRACT,
         user.pk,
         True,
         today,

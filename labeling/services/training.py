@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +34,9 @@ logger = logging.getLogger(__name__)
 CONFIGS = ("tiny", "vit-s16")
 EMBED_CHUNK = 256
 DEFAULT_BACKBONE_DIM = 1280
+# Pretraining stores its progress at most this often, so slow steps show one by one and
+# fast ones do not write a row each.
+PROGRESS_SECONDS = 1.0
 
 
 def pretrain_job_create(
@@ -107,9 +111,15 @@ def pretrain_run(
     job_start(job=job, total=params.get("steps"))
     work = Path(settings.VAR_DIR) / "work" / f"pretrain-{job.pk}"
 
+    reported = {"at": 0.0, "total": params.get("steps")}
+
     def report(step: int, total: int | None, loss: float) -> None:
-        if step == 1 or step % 10 == 0 or step == total:
+        # Every step that comes PROGRESS_SECONDS after the last one stored, the first,
+        # the last, and the one that first knows the total of a run bounded by minutes.
+        now = time.monotonic()
+        if step == 1 or step == total or total != reported["total"] or now - reported["at"] >= PROGRESS_SECONDS:
             job_progress(job=job, done=step, total=total, counts={"loss": round(loss, 5)})
+            reported.update(at=now, total=total)
         if progress:
             progress(step, total, loss)
 

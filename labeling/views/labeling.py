@@ -37,6 +37,7 @@ def label_page(request, slug: str):
         "urls": {
             "next": reverse("api-queue-next", args=[project.slug]),
             "undo": reverse("api-queue-undo", args=[project.slug]),
+            "status": reverse("api-queue-status", args=[project.slug]),
             "submit": reverse("api-queue-submit", args=[0]).replace("/0/", "/{id}/"),
             "reveal_finish": reverse("api-reveal-finish", args=[0]).replace("/0/", "/{id}/"),
             "preferences": reverse("label-preferences", args=[project.slug]),

@@ -10,15 +10,18 @@ from django.views.decorators.http import require_POST
 from labeling import permissions
 from labeling.models import Image, Job
 from labeling.selectors.images import class_balance, import_summary
-from labeling.selectors.projects import project_role, projects_for_user
+from labeling.selectors.projects import project_role, projects_overview
 from labeling.services.ingest import import_job_submit
 from labeling.views.shortcuts import page_errors, project_for_page
 
 
 @login_required
 def project_list(request):
-    projects = projects_for_user(user=request.user).prefetch_related("categories")
-    return render(request, "labeling/project_list.html", {"projects": projects})
+    context = {
+        "overviews": projects_overview(user=request.user),
+        "can_create": permissions.can_create_project(request.user),
+    }
+    return render(request, "labeling/project_list.html", context)
 
 
 @login_required
@@ -52,5 +55,8 @@ def project_upload(request, slug: str):
         source=request.POST.get("source", ""),
         labels_from_folders=bool(request.POST.get("labels_from_folders")),
     )
-    messages.success(request, f"Import job #{job.pk} queued with {len(files)} file(s).")
+    refused = list(job.import_issues.all())
+    messages.success(request, f"Import job #{job.pk} queued with {len(files) - len(refused)} file(s).")
+    for issue in refused:
+        messages.error(request, f"Not imported: {issue.detail}")
     return redirect("project-detail", slug=slug)

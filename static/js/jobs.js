@@ -15,8 +15,14 @@
       row.dataset.status = job.status;
       row.querySelector(".job-status").textContent = job.status;
       const bar = row.querySelector("progress");
-      bar.max = job.total || 1;
-      bar.value = job.done;
+      // Without a total yet (a run bounded by minutes, before it knows its pace) the
+      // bar is indeterminate rather than full or empty.
+      if (job.total) {
+        bar.max = job.total;
+        bar.value = job.done;
+      } else {
+        bar.removeAttribute("value");
+      }
       row.querySelector(".job-count").textContent = job.total ? `${job.done}/${job.total}` : `${job.done}`;
       row.querySelector(".job-error").textContent = job.error || "";
       if (job.status === "pending" || job.status === "running") unfinished += 1;

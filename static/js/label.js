@@ -168,7 +168,9 @@
     setMode("empty");
     stage.hidden = true;
     byId("empty").hidden = false;
-    say("Nothing left for you to label right now.");
+    say("Nothing left for you to label right now. This page checks for new items by itself.");
+    refreshStatus();
+    waitForItems();
   }
 
   async function loadNext() {
@@ -176,6 +178,54 @@
     if (result.status === 204) return showEmpty();
     if (!result.ok) return failed(result);
     await show(result.data);
+  }
+
+  // The counters: with every lease, and from the status endpoint after an answer that
+  // leaves nothing on screen and every STATUS_EVERY_MS while the page is visible, so
+  // everyone's progress on the round shows without a reload.
+  const STATUS_EVERY_MS = 15000;
+
+  async function refreshStatus() {
+    try {
+      const response = await fetch(config.urls.status, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const data = await response.json();
+      render(data.progress, data.wellbeing);
+    } catch (error) {
+      // The next poll or lease brings the counts.
+    }
+  }
+
+  setInterval(() => { if (!document.hidden && state.mode !== "empty") refreshStatus(); }, STATUS_EVERY_MS);
+
+  // While "Nothing left to label" shows, ask the queue again with back-off (from
+  // WAIT_FIRST_MS, doubling to WAIT_MAX_MS), and show the next item when one arrives:
+  // a new round, or an item another moderator's lease gave back.
+  const WAIT_FIRST_MS = 5000;
+  const WAIT_MAX_MS = 60000;
+  let waiting = null;
+
+  function waitForItems(delay = WAIT_FIRST_MS) {
+    if (waiting) return;
+    waiting = setTimeout(async () => {
+      waiting = null;
+      if (state.mode !== "empty") return;
+      if (state.busy || document.hidden) return waitForItems(delay);
+      let result;
+      try {
+        result = await post(config.urls.next);
+      } catch (error) {
+        return waitForItems(Math.min(delay * 2, WAIT_MAX_MS));
+      }
+      if (state.mode !== "empty") return;
+      if (result.ok && result.status !== 204) {
+        await show(result.data);
+        return say("New items to label arrived.");
+      }
+      if (result.status === 401 || result.status === 403) return failed(result);
+      refreshStatus();
+      waitForItems(Math.min(delay * 2, WAIT_MAX_MS));
+    }, delay);
   }
 
   function failed(result) {
@@ -285,10 +335,6 @@
     if (kind === "label") {
       const name = root.querySelector(`button[data-category="${category}"] .name`).textContent;
       say(`Labeled “${name}”.`);
-      if (state.progress) {
-        render({ ...state.progress, my_labels: state.progress.my_labels + 1,
-          my_labels_today: state.progress.my_labels_today + 1 });
-      }
     } else {
       say("Skipped.");
     }

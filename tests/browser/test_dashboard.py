@@ -111,3 +111,23 @@ def test_admin_retrains_from_the_dashboard_and_sees_round_1_with_its_metrics(pag
     assert not [u for u in requested if re.search(r"/images/\d+/(original|thumbnail)/", u)]
 
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+
+
+def test_moderators_table_stays_inside_its_card(page, labeled_round):
+    from django.contrib.auth import get_user_model
+
+    from labeling.services.projects import membership_set
+
+    project, admin = labeled_round
+    long_name = "moderator-with-a-very-long-user-name-" + "x" * 30
+    user = get_user_model().objects.create_user(username=long_name, password="pw")
+    membership_set(project=project, user=user, role=Membership.Role.MODERATOR)
+    sign_in(page, username="admin", password=ADMIN_PASSWORD, next_url=reverse("project-dashboard", args=[project.slug]))
+    for width in (1200, 1000, 700):
+        page.set_viewport_size({"width": width, "height": 860})
+        expect(page.locator(f'#throughput tr[data-user="{long_name}"]')).to_be_visible()
+        box = page.locator("#throughput").evaluate(
+            "card => { const c = card.getBoundingClientRect(), t = card.querySelector('table')"
+            ".getBoundingClientRect(); return {card: c.right, table: t.right, overflow: card.scrollWidth - card.clientWidth}; }"
+        )
+        assert box["overflow"] <= 0 and box["table"] <= box["card"] + 0.5, (width, box)

@@ -37,7 +37,7 @@ def test_filter_open_reveal_and_correct_a_past_label(page, labeled):
     page.on("request", lambda request: requested.append(request.url))
     sign_in(page, username=admin.username, next_url=reverse("project-detail", args=[project.slug]))
 
-    page.locator("#items-link").click()
+    page.locator('.project-nav a[data-page="project-items"]').click()
     page.wait_for_url(f"**{reverse('project-items', args=[project.slug])}")
     expect(page.locator("tr.item")).to_have_count(4)
     page.get_by_label("Final label").select_option("violence")

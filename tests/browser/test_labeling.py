@@ -297,3 +297,58 @@ def test_text_read_in_the_image_is_shown_without_revealing_it(page, labeling):
         page.keyboard.press("s")
         wait_for_other_item(page, item.pk)
     pytest.fail("the captioned image was never handed out")
+
+
+def test_counters_follow_labels_and_undo_and_a_new_round_shows_by_itself(page, labeling, tmp_path):
+    from django.contrib.auth import get_user_model
+
+    from labeling.models import Image, Membership, Round
+    from labeling.services.ingest import import_job_create, import_job_run
+    from labeling.services.projects import membership_set
+    from labeling.services.queue import queue_next
+    from tests import imagefiles
+
+    project, moderator, _ = labeling
+    counter = page.locator
+    sign_in(page, username=moderator.username, next_url=label_url(project))
+    expect(page.locator("#stage")).to_have_attribute("data-mode", "blurred")
+    expect(counter('[data-progress="round_done"]')).to_have_text("0")
+    # A second moderator holds one of the four items, so the page runs out after three.
+    other = get_user_model().objects.create_user(username="other", password="pw-other")
+    membership_set(project=project, user=other, role=Membership.Role.MODERATOR)
+    assert queue_next(user=other, project=project) is not None
+
+    first = shown_item(page)
+    page.keyboard.press("1")
+    wait_for_other_item(page, first.pk)
+    expect(counter('[data-progress="round_done"]')).to_have_text("1")
+    expect(counter('[data-progress="my_labels"]')).to_have_text("1")
+
+    page.keyboard.press("u")
+    expect(page.locator("#stage")).to_have_attribute("data-item-id", str(first.pk))
+    expect(counter('[data-progress="my_labels"]')).to_have_text("0")
+    expect(counter('[data-progress="my_labels_today"]')).to_have_text("0")
+    expect(counter('[data-progress="round_done"]')).to_have_text("0")
+
+    for done in ("1", "2"):
+        item = shown_item(page)
+        page.keyboard.press("1")
+        wait_for_other_item(page, item.pk)
+        expect(counter('[data-progress="round_done"]')).to_have_text(done)
+    page.keyboard.press("1")
+    expect(page.locator("#empty")).to_be_visible()
+    expect(counter('[data-progress="round_done"]')).to_have_text("3")
+    expect(counter('[data-progress="my_labels"]')).to_have_text("3")
+
+    # A new round opens while the page says there is nothing left: it shows its item by itself.
+    incoming = tmp_path / "round-1"
+    incoming.mkdir()
+    (incoming / "new.jpg").write_bytes(imagefiles.jpeg_bytes(77))
+    job = import_job_create(project=project, paths=[str(incoming)], source="browser-test")
+    assert import_job_run(job_id=job.pk, workers=1).counts["accepted"] == 1
+    image = Image.objects.get(project=project, name__endswith="new.jpg")
+    round_one = Round.objects.create(project=project, number=1, strategy="random")
+    fresh = QueueItem.objects.create(round=round_one, image=image, priority=1.0)
+    expect(page.locator("#stage")).to_have_attribute("data-item-id", str(fresh.pk), timeout=15_000)
+    expect(page.locator("#empty")).to_be_hidden()
+    expect(counter('[data-progress="round_items"]')).to_have_text("5")

@@ -32,6 +32,7 @@ from django.urls.exceptions import Resolver404
 from rest_framework.authtoken.models import Token
 
 from labeling.errors import ApplicationError, Forbidden, NotFound
+from labeling.forms import ProjectSettingsForm
 from labeling.models import (
     Adjudication,
     Annotation,
@@ -193,8 +194,9 @@ def stored_state() -> dict:
     """What a refused request must not change: rows that matter, and the stored files."""
     root = Path(settings.MEDIA_ROOT)
     return {
-        "projects": Project.objects.count(),
-        "categories": list(Category.objects.order_by("pk").values_list("pk", "key")),
+        "projects": list(Project.objects.order_by("pk").values_list("pk", "slug", "overlap", "quality")),
+        "users": list(get_user_model().objects.order_by("pk").values_list("pk", "username")),
+        "categories": list(Category.objects.order_by("pk").values_list("pk", "key", "name", "order")),
         "memberships": list(
             Membership.objects.order_by("pk").values_list("pk", "role", "reveal_budget", "blur_strength", "greyscale")
         ),
@@ -237,6 +239,27 @@ def one_upload(world: World, role: str) -> dict:
 
 def one_image(world: World, role: str) -> dict:
     return {"files": [SimpleUploadedFile("new.jpg", f.jpeg_bytes(51))]}
+
+
+def settings_form(world: World, role: str) -> dict:
+    """The project's settings as its settings form posts them, with a new overlap."""
+    initial = ProjectSettingsForm(instance=world.project).initial
+    data = {name: value for name, value in initial.items() if value is not None and value is not False}
+    data["overlap"] = 3
+    for name, value in world.project.quality.items():
+        data[f"quality-{name}"] = ", ".join(value) if isinstance(value, list) else value
+    return data
+
+
+def taxonomy_form(world: World, role: str) -> dict:
+    """The project's categories as the taxonomy editor posts them, the first two swapped."""
+    categories = list(world.project.categories.all())
+    data = {"categories-TOTAL_FORMS": len(categories), "categories-INITIAL_FORMS": len(categories)}
+    for i, category in enumerate(categories):
+        row = {"id": category.pk, "key": category.key, "name": category.name, "hotkey": category.hotkey}
+        row["ORDER"] = {0: 2, 1: 1}.get(i, i + 1)
+        data.update({f"categories-{i}-{name}": value for name, value in row.items()})
+    return data
 
 
 def without_rounds(world: World) -> None:
@@ -297,6 +320,7 @@ EXPECTED: dict[str, list[Row]] = {
     "api-class-balance": [api_read()],
     "api-import-summary": [api_read()],
     "api-queue-next": [api_member_write(200)],
+    "api-queue-status": [api_read()],
     "api-queue-undo": [api_member_write(frozenset({200, 204}), data={"client_key": "undo-once"})],
     "api-queue-submit": [api_member_write(201, data={"client_key": "submit-once", "category": "violence"})],
     "api-reveal-finish": [api_member_write(204, data={"duration_ms": 1500})],
@@ -349,6 +373,50 @@ EXPECTED: dict[str, list[Row]] = {
     "project-detail": [page_read()],
     "project-upload": [
         admin_page("POST", Redirect("project-detail"), Redirect("project-detail"), data=one_upload, writes=True)
+    ],
+    # Creating a project is for site staff; none of these users is.
+    "project-create": [
+        Row("GET", (LOGIN,) + (Redirect("project-list"),) * 3, allowed=NOBODY),
+        Row("POST", (LOGIN,) + (Redirect("project-list"),) * 3, allowed=NOBODY, body="form", data={"slug": "fresh"}),
+    ],
+    "project-settings": [
+        admin_page("GET", Redirect("project-detail"), 200),
+        admin_page("POST", Redirect("project-detail"), Redirect("project-settings"), data=settings_form, writes=True),
+    ],
+    "project-categories": [
+        admin_page("POST", Redirect("project-detail"), Redirect("project-settings"), data=taxonomy_form, writes=True)
+    ],
+    "project-member-add": [
+        admin_page(
+            "POST",
+            Redirect("project-detail"),
+            Redirect("project-settings"),
+            data={"username": "eve", "role": "moderator"},
+            writes=True,
+        ),
+        # Creating an account answers with the page that shows its password, once.
+        admin_page(
+            "POST",
+            Redirect("project-detail"),
+            200,
+            data={"username": "newbie", "role": "moderator", "create": "on"},
+            writes=True,
+        ),
+    ],
+    "project-member-change": [
+        admin_page(
+            "POST",
+            Redirect("project-detail"),
+            Redirect("project-settings"),
+            kwargs={"username": "mod"},
+            data={"mod-role": "moderator", "mod-reveal_budget": "7"},
+            writes=True,
+        )
+    ],
+    "project-member-remove": [
+        admin_page(
+            "POST", Redirect("project-detail"), Redirect("project-settings"), kwargs={"username": "mod"}, writes=True
+        )
     ],
     "label": [page_read()],
     "project-items": [page_read(), page_read(data={"label": "weapons", "sort": "-confidence"})],

@@ -105,6 +105,33 @@ def test_reports(api, project, admin_user, moderator, tmp_path):
     assert summary["total"] == 5 and summary["jobs"][0]["status"] == "succeeded"
 
 
+def test_one_bad_file_of_an_upload_is_refused_by_name_and_the_others_imported(
+    api, project, admin_user, django_capture_on_commit_callbacks
+):
+    client = api(admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(
+            client,
+            project.slug,
+            {"one.jpg": f.jpeg_bytes(1), "photo.jpg": f.text_as_jpg(), "two.jpg": f.jpeg_bytes(2)},
+        )
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert [(r["name"], r["reason"]) for r in body["refused"]] == [("photo.jpg", "unsupported")]
+    assert "photo.jpg is neither an image" in body["refused"][0]["detail"]
+    assert sorted(Image.objects.filter(status="accepted").values_list("name", flat=True)) == ["one.jpg", "two.jpg"]
+    job = Job.objects.get(pk=body["id"])
+    assert job.counts["total"] == 3 and job.counts["accepted"] == 2 and job.counts["unsupported"] == 1
+    assert len(job.params["uploads"]) == 2, "the refused file was never stored"
+    summary = client.get(reverse("api-import-summary", args=[project.slug])).json()
+    assert summary["counts"]["unsupported"] == 1 and summary["total"] == 3, summary
+
+    # Every file refused: nothing to import, each named.
+    response = upload(client, project.slug, {"a.txt": b"notes", "b.jpg": b""})
+    assert response.status_code == 400
+    assert "a.txt is neither an image" in response.json()["message"] and "b.jpg is empty" in response.json()["message"]
+
+
 def test_upload_with_no_files_names_the_field(api, project, admin_user):
     response = api(admin_user).post(reverse("api-project-upload", args=[project.slug]), {}, format="multipart")
     assert response.status_code == 400

@@ -1,10 +1,18 @@
 """The demo set-up behind `make demo`."""
 
 import io
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 import uuid
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 
@@ -34,10 +42,17 @@ def test_demo_setup_creates_accounts_project_and_round():
     assert backbone.name == "efficientnet-lite0" and backbone.embeddings.count() == 168
     assert "Round 0 is open" in text
 
+    imports = Job.objects.filter(project=demo, kind="import").count()
     again = io.StringIO()
     call_command("demo_setup", stdout=again)
-    assert "duplicate 168" in again.getvalue(), "re-running adds no image"
-    assert Image.objects.filter(project=demo, status="accepted").count() == 168
+    text = again.getvalue()
+    assert "already has its 168 images; nothing imported" in text
+    assert Job.objects.filter(project=demo, kind="import").count() == imports, "re-running imports nothing"
+    assert Image.objects.filter(project=demo).count() == 168
+    for username, password in credentials.items():
+        assert authenticate(username=username, password=password) is not None, "passwords are kept"
+        assert password not in text
+        assert re.search(rf"^\s+{username}\s+password: unchanged.*changepassword {username}", text, flags=re.M)
 
 
 def test_the_demo_learns_from_round_zero_without_a_button(django_capture_on_commit_callbacks):
@@ -55,3 +70,40 @@ def test_the_demo_learns_from_round_zero_without_a_button(django_capture_on_comm
     head = ModelVersion.objects.get(project=demo, kind="head", is_active=True)
     assert head.metrics["accuracy"] >= 0.75, "four classes: chance is 0.25"
     assert Round.objects.get(project=demo, number=1).strategy == "combined"
+
+
+def test_serve_prints_where_to_sign_in_after_the_servers_start_up_lines(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "CELERY_", "VEIL_", "DJANGO_"))}
+    env.update(
+        VEIL_VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="moderation.settings.local", PYTHONUNBUFFERED="1"
+    )
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", f"127.0.0.1:{port}"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(server.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not any("Veil is running at" in line for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    banner = next(i for i, line in enumerate(lines) if "Veil is running at" in line)
+    started = next(i for i, line in enumerate(lines) if "Starting development server" in line)
+    assert started < banner, lines
+    assert f"http://127.0.0.1:{port}/" in lines[banner]

@@ -294,3 +294,37 @@ def test_round_progress_is_counted_once_per_moment_own_labels_at_once(api, proje
 
     cache.clear()  # as if ROUND_DONE_SECONDS had passed
     assert queue.lease_status(user=moderator, project=project)["progress"]["round_done"] == 1
+
+
+def test_status_counts_finished_items_at_once_and_leaves_undone_labels_out(
+    api, project, queued, moderator, make_user, django_capture_on_commit_callbacks
+):
+    from labeling.services.projects import membership_set
+
+    second = make_user("second")
+    membership_set(project=project, user=second, role="moderator")
+    first, other = api(moderator), api(second)
+    status_url = reverse("api-queue-status", args=[project.slug])
+
+    def progress(client):
+        response = client.get(status_url)
+        assert response.status_code == 200, response.content
+        return response.json()["progress"]
+
+    assert progress(first) == {"round": 0, "round_items": 6, "round_done": 0, "my_labels": 0, "my_labels_today": 0}
+    lease = next_item(first, project)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert submit(first, lease["item_id"]).status_code == 201
+    assert progress(first)["my_labels"] == 1
+    assert next_item(other, project)["item_id"] == lease["item_id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert submit(other, lease["item_id"]).status_code == 201
+    # The item has its two labels: both moderators see it finished now, not seconds later.
+    assert progress(first)["round_done"] == 1 and progress(other)["round_done"] == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        undone = first.post(reverse("api-queue-undo", args=[project.slug]), {"client_key": "undo-1"}, format="json")
+    assert undone.status_code == 200
+    after = progress(first)
+    assert (after["my_labels"], after["my_labels_today"], after["round_done"]) == (0, 0, 0)
+    assert progress(other)["my_labels"] == 1

@@ -79,3 +79,24 @@ def test_bad_checkpoint_and_budgets_are_refused_by_name(pool, tmp_path):
         pretrain_job_create(project=pool, config="huge", steps=1)
     with pytest.raises(ApplicationError, match="steps must be positive"):
         pretrain_job_create(project=pool, config="tiny", steps=0)
+
+
+def test_pretraining_stores_its_progress_step_by_step(pool, settings, tmp_path):
+    """Slow steps (here slowed by the callback) are stored one by one, not every tenth."""
+    import time
+
+    from labeling.services.training import pretrain_run
+
+    settings.VAR_DIR = tmp_path / "var"
+    job = pretrain_job_create(project=pool, config="tiny", steps=6)
+    stored = []
+
+    def slow_step(step, total, loss):
+        stored.append((step, Job.objects.values_list("done", "total").get(pk=job.pk)))
+        time.sleep(0.6)
+
+    pretrain_run(job_id=job.pk, progress=slow_step, num_workers=0)
+    assert stored[0] == (1, (1, 6))
+    for step, (done, total) in stored:
+        assert total == 6 and step - 1 <= done <= step, stored
+    assert Job.objects.get(pk=job.pk).status == "succeeded"
