@@ -529,11 +529,17 @@ class Prediction(models.Model):
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="predictions")
     category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="+")
     confidence = models.FloatField()
+    entropy = models.FloatField(null=True, blank=True, help_text="Shannon entropy (nats) of the probabilities.")
     probabilities = models.JSONField(default=dict)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["image", "model_version"], name="prediction_unique"),
+        ]
+        # The item browser walks a head's predictions by confidence or entropy, keyset by (value, image).
+        indexes = [
+            models.Index(fields=["model_version", "confidence", "image"], name="prediction_confidence_idx"),
+            models.Index(fields=["model_version", "entropy", "image"], name="prediction_entropy_idx"),
         ]
 
     def __str__(self) -> str:

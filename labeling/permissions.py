@@ -65,6 +65,8 @@ can_run_jobs = Rule("start rounds and training jobs", ADMINS)
 can_adjudicate = Rule("adjudicate or mark gold items", ADMINS)
 can_resolve_flags = Rule("see and resolve flags for policy review", ADMINS)
 can_review = Rule("see its reports and everyone's answers", ADMINS)
+can_correct = Rule("correct their own past labels", MEMBERS)
+can_correct_others = Rule("correct other people's labels", ADMINS)
 can_export = Rule("export its labels and classifier", ADMINS)
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from labeling.views import dashboard, flags, images, labeling, projects, review, settings
+from labeling.views import dashboard, flags, images, items, labeling, projects, review, settings
 
 urlpatterns = [
     path("", projects.project_list, name="project-list"),
@@ -20,6 +20,8 @@ urlpatterns = [
         name="project-member-remove",
     ),
     path("projects/<slug:slug>/upload/", projects.project_upload, name="project-upload"),
+    path("projects/<slug:slug>/items/", items.item_browser, name="project-items"),
+    path("projects/<slug:slug>/items/<int:image_id>/", items.item_page, name="project-item"),
     path("projects/<slug:slug>/label/", labeling.label_page, name="label"),
     path(
         "projects/<slug:slug>/label/preferences/",

@@ -1,4 +1,4 @@
-"""Annotations: every answer of the project for admins, their own for moderators."""
+"""Annotations: every answer of the project for admins, their own for moderators; corrections."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ from datetime import UTC
 import django_filters
 from django import forms
 from django.utils import timezone
-from rest_framework import generics
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from labeling.api.serializers import AnnotationOutputSerializer
+from labeling.api.serializers import AnnotationOutputSerializer, CorrectionInputSerializer
 from labeling.models import Annotation
 from labeling.selectors.annotations import annotations_for_user
 from labeling.selectors.projects import project_get_for_user
+from labeling.services.corrections import annotation_correct
 
 
 class _IsoDateTimeField(django_filters.fields.IsoDateTimeField):
@@ -60,3 +64,25 @@ class AnnotationListApi(generics.ListAPIView):
     def get_queryset(self):
         project = project_get_for_user(user=self.request.user, slug=self.kwargs["slug"])
         return annotations_for_user(user=self.request.user, project=project)
+
+
+class AnnotationCorrectApi(APIView):
+    """Correct a past label: a new label that supersedes it (yours as a moderator, anyone's as an admin)."""
+
+    @extend_schema(
+        request=CorrectionInputSerializer,
+        responses={201: AnnotationOutputSerializer, 200: AnnotationOutputSerializer},
+    )
+    def post(self, request, annotation_id: int):
+        data = CorrectionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        correction, created = annotation_correct(
+            actor=request.user,
+            annotation_id=annotation_id,
+            category_key=data.validated_data["category"],
+            client_key=data.validated_data["client_key"],
+        )
+        return Response(
+            AnnotationOutputSerializer(correction).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )

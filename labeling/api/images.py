@@ -3,51 +3,76 @@
 
 from __future__ import annotations
 
-import django_filters
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, serializers, status
+from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import permissions
 from labeling.api import serializers as s
-from labeling.models import Adjudication, Image
+from labeling.models import Adjudication
 from labeling.selectors.annotations import adjudications_for_user
-from labeling.selectors.images import image_get_for_user, images_of_project
+from labeling.selectors.images import image_get_for_user
+from labeling.selectors.items import items_page
 from labeling.selectors.labels import final_labels_for_user
 from labeling.selectors.projects import project_get_for_user
 from labeling.services import adjudication
 from labeling.services.ingest import import_job_submit
 
 
-class ImageFilter(django_filters.FilterSet):
-    category = django_filters.CharFilter(field_name="source_label__key", label="Pre-label key")
-    text = django_filters.CharFilter(
-        field_name="ocr_text", lookup_expr="icontains", label="Text read from the image contains"
+class ImageListItemSerializer(s.ImageOutputSerializer):
+    prediction = serializers.SerializerMethodField()
+
+    class Meta(s.ImageOutputSerializer.Meta):
+        fields = [*s.ImageOutputSerializer.Meta.fields, "prediction"]
+
+    def get_prediction(self, image) -> s.ItemPredictionSerializer(allow_null=True):
+        prediction = self.context.get("predictions", {}).get(image.pk)
+        return s.ItemPredictionSerializer(prediction).data if prediction is not None else None
+
+
+class ImagePageSerializer(serializers.Serializer):
+    count = serializers.IntegerField(
+        allow_null=True,
+        help_text="Matching images, up to a minute old; on the first page only, and not with the label or "
+        "agreement filters (checked a page at a time).",
     )
-
-    class Meta:
-        model = Image
-        fields = ["status", "reason", "split", "source", "category", "text"]
+    next = serializers.CharField(allow_null=True, help_text="The next page (keyset cursor); null on the last.")
+    results = ImageListItemSerializer(many=True)
 
 
-class ProjectImageListApi(generics.ListAPIView):
-    serializer_class = s.ImageOutputSerializer
-    filterset_class = ImageFilter
-    queryset = Image.objects.none()  # the schema's model; get_queryset() answers requests
+class ProjectImageListApi(APIView):
+    """The project's images, filtered and sorted as the item browser does, a keyset page at a time."""
 
-    def get_queryset(self):
-        project = project_get_for_user(user=self.request.user, slug=self.kwargs["slug"])
-        return images_of_project(project=project)
-
-    def list(self, request, *args, **kwargs):
-        queryset = self.filter_queryset(self.get_queryset())
-        page = self.paginate_queryset(queryset)
-        project = project_get_for_user(user=request.user, slug=kwargs["slug"])
-        labels = final_labels_for_user(user=request.user, project=project, image_ids=[i.pk for i in page])
-        data = s.ImageOutputSerializer(page, many=True, context={"labels": labels}).data
-        return self.get_paginated_response(data)
+    @extend_schema(parameters=[s.ItemQuerySerializer], responses=ImagePageSerializer)
+    def get(self, request, slug: str):
+        project = project_get_for_user(user=request.user, slug=slug)
+        params = s.ItemQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        page = items_page(
+            user=request.user,
+            project=project,
+            query=params.to_query(),
+            cursor=params.validated_data["cursor"] or None,
+            limit=params.validated_data["limit"],
+        )
+        context = {
+            "labels": {row.image.pk: row.label for row in page.rows if row.label},
+            "predictions": {row.image.pk: row.prediction for row in page.rows if row.prediction},
+        }
+        next_url = None
+        if page.next_cursor:
+            query = request.query_params.copy()
+            query["cursor"] = page.next_cursor
+            next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+        return Response(
+            {
+                "count": page.count,
+                "next": next_url,
+                "results": ImageListItemSerializer([row.image for row in page.rows], many=True, context=context).data,
+            }
+        )
 
 
 class ImageDetailApi(APIView):

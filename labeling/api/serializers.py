@@ -7,8 +7,9 @@ import math
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from labeling.models import Annotation, Category, Image, Job, Project, SelectionStrategy
+from labeling.models import REASON_CHOICES, Annotation, Category, Image, Job, Project, SelectionStrategy
 from labeling.selectors.images import image_metadata
+from labeling.selectors.items import AGREEMENTS, LABEL_SOURCES, MAX_PAGE_SIZE, PAGE_SIZE, SORTS, ItemQuery
 from labeling.selectors.labels import LabelSource
 
 
@@ -261,3 +262,63 @@ class AnnotationOutputSerializer(serializers.ModelSerializer):
             "note",
             "created",
         ]
+
+
+class ItemQuerySerializer(serializers.Serializer):
+    """The item browser's query string (the page and the API's image list read the same one).
+
+    See :mod:`labeling.selectors.items` for what each filter means.
+    """
+
+    status = serializers.ChoiceField(choices=Image.Status.choices, required=False, allow_blank=True, default="")
+    split = serializers.ChoiceField(choices=Image.Split.choices, required=False, allow_blank=True, default="")
+    reason = serializers.ChoiceField(choices=REASON_CHOICES, required=False, allow_blank=True, default="")
+    source = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    text = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    round = WholeNumberField(min_value=0, max_value=2**31 - 1, required=False, allow_null=True, default=None)
+    label = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    predicted = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    prelabel = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    category = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, default="", help_text="The pre-label (same as prelabel)."
+    )
+    label_source = serializers.ChoiceField(choices=LABEL_SOURCES, required=False, allow_blank=True, default="")
+    agreement = serializers.ChoiceField(choices=AGREEMENTS, required=False, allow_blank=True, default="")
+    flagged = serializers.BooleanField(required=False, allow_null=True, default=None)
+    sort = serializers.ChoiceField(choices=SORTS, required=False, default="id")
+    cursor = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    limit = WholeNumberField(min_value=1, max_value=MAX_PAGE_SIZE, required=False, default=PAGE_SIZE)
+
+    def validate(self, attrs):
+        if attrs["category"] and attrs["prelabel"] and attrs["category"] != attrs["prelabel"]:
+            raise serializers.ValidationError({"category": "category and prelabel both name the pre-label."})
+        return attrs
+
+    def to_query(self) -> ItemQuery:
+        v = self.validated_data
+        return ItemQuery(
+            status=v["status"],
+            split=v["split"],
+            reason=v["reason"],
+            source=v["source"],
+            text=v["text"],
+            round=v["round"],
+            label=v["label"],
+            predicted=v["predicted"],
+            prelabel=v["prelabel"] or v["category"],
+            label_source=v["label_source"],
+            agreement=v["agreement"],
+            flagged=v["flagged"],
+            sort=v["sort"],
+        )
+
+
+class ItemPredictionSerializer(serializers.Serializer):
+    category = serializers.CharField(source="category.key")
+    confidence = serializers.FloatField()
+    entropy = serializers.FloatField(allow_null=True)
+
+
+class CorrectionInputSerializer(serializers.Serializer):
+    category = serializers.CharField(max_length=64)
+    client_key = serializers.CharField(max_length=64)

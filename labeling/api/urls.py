@@ -44,6 +44,11 @@ urlpatterns = [
     path("projects/<slug:slug>/embed/", training.EmbedApi.as_view(), name="api-embed"),
     path("projects/<slug:slug>/categories/", projects.CategoryListApi.as_view(), name="api-categories"),
     path("projects/<slug:slug>/annotations/", annotations.AnnotationListApi.as_view(), name="api-annotations"),
+    path(
+        "annotations/<int:annotation_id>/correct/",
+        annotations.AnnotationCorrectApi.as_view(),
+        name="api-annotation-correct",
+    ),
     path("projects/<slug:slug>/model-versions/", training.ModelVersionListApi.as_view(), name="api-model-versions"),
     path(
         "projects/<slug:slug>/model-versions/<int:pk>/classifier/",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count
 
 from labeling import permissions
 from labeling.errors import NotFound
@@ -18,10 +18,6 @@ def image_get_for_user(*, user, image_id: int) -> Image:
     if image is None or not permissions.can_view(user, image.project):
         raise NotFound(f"Image {image_id} not found.")
     return image
-
-
-def images_of_project(*, project: Project) -> QuerySet[Image]:
-    return Image.objects.filter(project=project).select_related("source_label").order_by("id")
 
 
 def image_metadata(image, *, label: str | None, label_source: str | None) -> dict:

@@ -49,19 +49,37 @@ class FinalLabel:
 def current_votes(image_ids: Iterable[int] | None = None, *, annotations=None) -> dict[int, dict[int, int]]:
     """``{image_id: {user_id: category_id}}``: each moderator's current label.
 
-    Reads the annotations of ``image_ids``, or the given ``annotations`` queryset.
+    Reads the annotations of ``image_ids``, or the given ``annotations`` queryset. A label
+    retracted by an undo does not count; nor does one superseded by a correction: the
+    correction (a label that supersedes another) counts in its place, as the vote of the
+    moderator whose label it corrected, whoever recorded it, so a correction changes the
+    vote and never adds one. A moderator's later label replaces their earlier one.
     """
     if annotations is None:
         annotations = Annotation.objects.filter(image_id__in=list(image_ids))
     rows = list(
         annotations.order_by("pk").values_list("pk", "image_id", "user_id", "kind", "category_id", "supersedes_id")
     )
-    retracted = {sup for _, _, _, kind, _, sup in rows if kind == Annotation.Kind.RETRACT}
+    superseded = {sup for _, _, _, kind, _, sup in rows if sup is not None and kind in SUPERSEDING}
+    voter: dict[int, int] = {}
     votes: dict[int, dict[int, int]] = {}
-    for pk, image_id, user_id, kind, category_id, _ in rows:
-        if kind == Annotation.Kind.LABEL and pk not in retracted:
-            votes.setdefault(image_id, {})[user_id] = category_id
+    for pk, image_id, user_id, kind, category_id, sup in rows:
+        if kind != Annotation.Kind.LABEL:
+            continue
+        voter[pk] = voter.get(sup, user_id) if sup is not None else user_id
+        if pk not in superseded:
+            votes.setdefault(image_id, {})[voter[pk]] = category_id
     return votes
+
+
+SUPERSEDING = (Annotation.Kind.RETRACT, Annotation.Kind.LABEL)
+"""Kinds of annotation whose ``supersedes`` takes the superseded label out of the votes: an
+undo (retract) and a correction (a label)."""
+
+
+def current_label_annotations():
+    """Labels that count as a vote: neither retracted nor corrected (see :func:`current_votes`)."""
+    return Annotation.objects.filter(kind=Annotation.Kind.LABEL).exclude(superseded_by__kind__in=SUPERSEDING)
 
 
 @dataclass(frozen=True)
@@ -184,9 +202,7 @@ def final_label_counts(*, project: Project) -> dict[str, Counter]:
 def human_labeled_images(*, project: Project):
     """The project's images with a label a person decided: a moderator's label that no undo
     retracted, or an adjudication."""
-    current = Annotation.objects.filter(image=OuterRef("pk"), kind=Annotation.Kind.LABEL).exclude(
-        superseded_by__kind=Annotation.Kind.RETRACT
-    )
+    current = current_label_annotations().filter(image=OuterRef("pk"))
     decided = Adjudication.objects.filter(image=OuterRef("pk"))
     return Image.objects.filter(project=project).filter(Exists(current) | Exists(decided))
 

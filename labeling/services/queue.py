@@ -331,6 +331,8 @@ def annotation_undo(*, user, project: Project, client_key: str) -> Annotation | 
                 user=user, image__project=project, kind__in=[Annotation.Kind.LABEL, Annotation.Kind.SKIP]
             )
             .exclude(pk__in=retracted)
+            # A correction (a label that supersedes another) is not a queue answer: undo leaves it.
+            .exclude(kind=Annotation.Kind.LABEL, supersedes__isnull=False)
             .order_by("-pk")
             .first()
         )

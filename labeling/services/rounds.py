@@ -240,15 +240,18 @@ def retrain_predict(*, job_id: int) -> int:
     categories = {c.key: c for c in project.categories.all()}
     classes = [categories[str(k)] for k in head.classes_]
     best = proba.argmax(axis=1)
+    # Shannon entropy per row, for the item browser's "most uncertain first".
+    entropies = -(proba * np.log(np.where(proba > 0, proba, 1.0))).sum(axis=1)
     rows = [
         Prediction(
             image_id=int(pk),
             model_version=version,
             category=classes[b],
             confidence=float(p[b]),
+            entropy=float(h),
             probabilities={c.key: round(float(v), 5) for c, v in zip(classes, p, strict=True)},
         )
-        for pk, p, b in zip(ids, proba, best, strict=True)
+        for pk, p, b, h in zip(ids, proba, best, entropies, strict=True)
     ]
     for start in range(0, len(rows), 5000):
         Prediction.objects.bulk_create(rows[start : start + 5000], ignore_conflicts=True)

@@ -50,6 +50,7 @@ from labeling.models import (
 )
 from labeling.services import (
     adjudication,
+    corrections,
     exports,
     flags,
     ingest,
@@ -112,6 +113,7 @@ class World:
     items: dict[str, int]
     reveals: dict[str, int]
     head: ModelVersion
+    annotation: Annotation
 
     def url_kwargs(self, route: str, params: tuple[str, ...], role: str, extra: dict) -> dict:
         values = {
@@ -121,6 +123,7 @@ class World:
             "reveal_id": self.reveals[role],
             "job_id": self.export_job.pk if route == "api-export-download" else self.import_job.pk,
             "pk": self.head.pk,
+            "annotation_id": self.annotation.pk,
         }
         return {name: extra[name] if name in extra else values[name] for name in params}
 
@@ -148,7 +151,9 @@ def build_world(*, project, admin_user, moderator, outsider, folder: Path) -> Wo
 
     labeled = queue_next(user=moderator, project=project)
     # No folder pre-labels "weapons", so this answer is told apart from the import's pre-label.
-    annotation_submit(user=moderator, item_id=labeled.item.pk, client_key="world-label", category_key="weapons")
+    annotation, _ = annotation_submit(
+        user=moderator, item_id=labeled.item.pk, client_key="world-label", category_key="weapons"
+    )
     annotation_submit(
         user=moderator, item_id=labeled.item.pk, client_key="world-flag", kind="flag", note="is a toy gun a weapon?"
     )
@@ -179,6 +184,7 @@ def build_world(*, project, admin_user, moderator, outsider, folder: Path) -> Wo
         items=items,
         reveals=reveals,
         head=head,
+        annotation=annotation,
     )
 
 
@@ -332,6 +338,8 @@ EXPECTED: dict[str, list[Row]] = {
     "api-embed": [api_admin("POST", 202)],
     "api-categories": [api_read(), api_admin("POST", 201, data={"key": "spam", "name": "Spam"})],
     "api-annotations": [api_read()],
+    # A moderator corrects their own label (the world's one label is the moderator's); an admin anyone's.
+    "api-annotation-correct": [api_member_write(201, data={"category": "violence", "client_key": "correct-once"})],
     "api-model-versions": [api_read()],
     # The classifier: any member may ask it for predictions; its file and card are for admins.
     "api-predict": [api_member_write(200, data=one_image, body="multipart")],
@@ -423,6 +431,8 @@ EXPECTED: dict[str, list[Row]] = {
         )
     ],
     "label": [page_read()],
+    "project-items": [page_read(), page_read(data={"label": "weapons", "sort": "-confidence"})],
+    "project-item": [page_read()],
     "label-preferences": [
         Row(
             "POST",
@@ -672,6 +682,9 @@ SERVICES: dict[tuple[str, str], ServiceCall] = {
         user=user, reveal_id=w.reveals[role], duration_ms=1500
     ),
     ("image-file", "GET"): lambda w, role, user: wellbeing.reveal_record(user=user, image=w.image),
+    ("api-annotation-correct", "POST"): lambda w, role, user: corrections.annotation_correct(
+        actor=user, annotation_id=w.annotation.pk, category_key="violence", client_key="correct-once"
+    ),
 }
 
 

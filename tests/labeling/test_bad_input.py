@@ -255,9 +255,11 @@ FILTERS = [
         {"created_after": "0001-01-01T00:00:00+14:00"},
         ("created_after",),
     ),
-    Bad("images page=abc", "GET", "slug:api-project-images", {"page": "abc"}, ("page", "abc")),
+    Bad("images cursor=abc", "GET", "slug:api-project-images", {"cursor": "abc"}, ("cursor", "abc")),
+    Bad("images label=kittens", "GET", "slug:api-project-images", {"label": "kittens"}, ("label", "kittens")),
+    Bad("images sort=sideways", "GET", "slug:api-project-images", {"sort": "sideways"}, ("sort", "sideways")),
     Bad("annotations page=0", "GET", "slug:api-annotations", {"page": "0"}, ("page",)),
-    Bad("images page beyond the last", "GET", "slug:api-project-images", {"page": "9999"}, ("page",), status=404),
+    Bad("images limit=0", "GET", "slug:api-project-images", {"limit": "0"}, ("limit",)),
     Bad("model versions is_active=maybe", "GET", "slug:api-model-versions", {"is_active": "maybe"}, ("is_active",)),
     Bad(
         "export job: categories not a list",
@@ -309,8 +311,8 @@ def test_well_formed_filters_pass(world):
         ("api-annotations", {"created_before": "8496-11-13T07:32:56+16:23"}),
         ("api-export-stream", {"format": "csv", "date_to": "8496-11-13T07:32:56+16:23"}),
         ("api-model-versions", {"is_active": "true"}),
-        ("api-project-images", {"page": "1"}),
-        ("api-project-images", {"page": "last"}),
+        ("api-project-images", {"cursor": "1"}),
+        ("api-project-images", {"limit": "200", "sort": "-id"}),
     ):
         response = client.get(reverse(name, args=[slug]), params)
         assert response.status_code == 200, (name, response.content[:300])

@@ -76,6 +76,7 @@ def path_values(world: World, role: str, path: str) -> dict:
         "image_id": world.image.pk,
         "item_id": world.items[role],
         "reveal_id": world.reveals[role],
+        "annotation_id": world.annotation.pk,
         "job_id": world.export_job.pk if path.startswith("/api/exports/") else world.import_job.pk,
         "id": world.head.pk,  # drf-spectacular names a <pk> path parameter "id"
     }
