@@ -1,8 +1,11 @@
 """Review that can see, in a real browser: a moderator's flag with a note reaches the
 admins' flag queue and is resolved by a relabel; on the review page an admin reveals the
-image they decide on (recorded), zooms and pans it, and must choose the final label."""
+image they decide on (recorded), zooms and pans it, and must choose the final label, and
+exports the labels and downloads them."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -149,3 +152,29 @@ def test_the_admin_reveals_zooms_pans_and_must_choose_the_final_label(page, labe
     expect(page.locator(".message").first).to_contain_text(f"Image {image_id} adjudicated.")
     decision = Adjudication.objects.get()
     assert (decision.image_id, decision.category.key, decision.decided_by) == (image_id, "weapons", admin)
+
+
+def test_the_admin_exports_from_the_review_page_and_downloads_the_labels(admin_page, labeling):
+    project, moderator, _ = labeling
+    admin = make_member(project, "lead", Membership.Role.ADMIN)
+    labeled = []
+    for key in ("violence", "neutral"):
+        lease = queue_next(user=moderator, project=project)
+        annotation_submit(user=moderator, item_id=lease.item.pk, client_key=f"export-{key}", category_key=key)
+        labeled.append((lease.item.image_id, key))
+
+    sign_in(admin_page, username=admin.username, next_url=reverse("project-review", args=[project.slug]))
+    exports = admin_page.locator("#exports")
+    exports.get_by_label("Format").select_option("jsonl")
+    exports.get_by_label("human consensus").check()
+    exports.get_by_role("button", name="Export").click()
+    expect(admin_page.locator(".message")).to_contain_text("queued")
+    row = admin_page.locator("#exports tr.job").first
+    expect(row.locator(".job-status")).to_have_text("succeeded")
+    with admin_page.expect_download() as download:
+        row.get_by_role("link", name="download").click()
+    lines = download.value.path().read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert sorted((r["image_id"], r["label"], r["label_source"]) for r in rows) == sorted(
+        (image_id, key, "consensus") for image_id, key in labeled
+    )
