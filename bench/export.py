@@ -17,23 +17,10 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 import tracemalloc
 
 from bench import harness
-
-
-def setup_django(database_url: str | None) -> None:
-    scratch = tempfile.mkdtemp(prefix="veil-bench-export-")
-    os.environ["VEIL_VAR_DIR"] = scratch
-    os.environ["DATABASE_URL"] = database_url or f"sqlite:///{scratch}/bench.sqlite3"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "moderation.settings.local"
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
 
 
 def build_project(n: int):
@@ -47,22 +34,7 @@ def build_project(n: int):
     users = [get_user_model().objects.create_user(f"bench-{project.pk}-{i}") for i in range(2)]
     for start in range(0, n, 10_000):
         count = min(10_000, n - start)
-        images = Image.objects.bulk_create(
-            Image(
-                project=project,
-                name=f"{i:06d}.jpg",
-                sha256=f"{project.pk:08x}{i:056x}",
-                status=Image.Status.ACCEPTED,
-                width=320,
-                height=240,
-                size_bytes=20_000 + i % 5000,
-                format="JPEG",
-                source="bench",
-                quality_score=0.5,
-                original=f"originals/{i:06d}.jpg",
-            )
-            for i in range(start, start + count)
-        )
+        images = Image.objects.bulk_create(harness.synthetic_image(project, i) for i in range(start, start + count))
         rows = []
         for image in images:
             first = categories[image.pk % len(categories)]
@@ -173,7 +145,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     args = harness.parse(arguments(), argv)
-    setup_django(args.database_url)
+    harness.setup_django(args.database_url, name="export")
     return harness.emit(run(args))
 
 

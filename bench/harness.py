@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -81,3 +82,40 @@ def emit(figures: dict[str, Any]) -> dict[str, Any]:
     """Prints ``figures`` as the run's last line, one line of JSON; returns them."""
     print(json.dumps(figures))
     return figures
+
+
+def setup_django(database_url: str | None, *, name: str) -> None:
+    """Django for a benchmark: ``database_url``, or a fresh SQLite file in a scratch
+    folder (``veil-bench-<name>-*``) that also holds the media; migrated."""
+    scratch = tempfile.mkdtemp(prefix=f"veil-bench-{name}-")
+    os.environ["VEIL_VAR_DIR"] = scratch
+    os.environ["DATABASE_URL"] = database_url or f"sqlite:///{scratch}/bench.sqlite3"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "moderation.settings.local"
+    os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def synthetic_image(project, i: int, **fields):
+    """An unsaved accepted ``Image`` row numbered ``i`` with synthetic metadata and storage
+    names (no files behind them), for bulk inserts; ``fields`` add or override."""
+    from labeling.models import Image
+
+    values = {
+        "project": project,
+        "name": f"{i:06d}.jpg",
+        "sha256": f"{project.pk:08x}{i:056x}",
+        "status": Image.Status.ACCEPTED,
+        "width": 320,
+        "height": 240,
+        "size_bytes": 20_000 + i % 5000,
+        "format": "JPEG",
+        "source": "bench",
+        "quality_score": 0.5,
+        "original": f"originals/{i:06d}.jpg",
+        **fields,
+    }
+    return Image(**values)

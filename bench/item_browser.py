@@ -18,30 +18,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 
 from bench import harness
 
 PAGE = 50
 DEPTH = 1000
-
-
-def setup_django(database_url: str | None) -> None:
-    scratch = tempfile.mkdtemp(prefix="veil-bench-items-")
-    os.environ["VEIL_VAR_DIR"] = scratch
-    os.environ["DATABASE_URL"] = database_url or f"sqlite:///{scratch}/bench.sqlite3"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "moderation.settings.local"
-    os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
 
 
 def build_project(n: int):
@@ -62,20 +47,11 @@ def build_project(n: int):
     for start in range(0, n, 10_000):
         count = min(10_000, n - start)
         images = Image.objects.bulk_create(
-            Image(
-                project=project,
-                name=f"{i:06d}.jpg",
-                sha256=f"{project.pk:08x}{i:056x}",
-                status=Image.Status.ACCEPTED,
-                width=320,
-                height=240,
-                size_bytes=20_000 + i % 5000,
-                format="JPEG",
-                source="bench",
+            harness.synthetic_image(
+                project,
+                i,
                 split=Image.Split.EVAL if i % 20 == 0 else Image.Split.POOL,
                 source_label=categories[i % len(categories)] if i % 3 else None,
-                quality_score=0.5,
-                original=f"originals/{i:06d}.jpg",
                 thumbnail=f"thumbnails/{i:06d}.jpg",
                 blurred=f"blurred/{i:06d}.jpg",
             )
@@ -190,7 +166,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     args = harness.parse(arguments(), argv)
-    setup_django(args.database_url)
+    harness.setup_django(args.database_url, name="items")
     return harness.emit(run(args))
 
 
